@@ -1,0 +1,8 @@
+module github.com/slm-copilot/slm-copilot
+
+go 1.26.8
+
+require (
+	github.com/sashabaranov/go-openai v1.43.0 // indirect
+	github.com/stretchr/testify v1.12.1 // indirect
+)

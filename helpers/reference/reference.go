@@ -1,0 +1,478 @@
+// Package reference runs the embedded reference appliance: the SLM-Copilot front door
+// (the appliance's own frontdoor.sh and nginx site, rendered the appliance's way and
+// served by Debian's nginx) in front of a real llama.cpp engine serving a tiny
+// random-weight model, all on loopback.
+//
+// It lets the acceptance suite certify a real stack on machines without a VM, and lets
+// project tests break one property of a throw-away instance (Options.Tamper) to prove
+// that the matching acceptance check fails.
+package reference
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	slmcopilot "github.com/slm-copilot/slm-copilot/appliances/slm-copilot"
+	"github.com/slm-copilot/slm-copilot/fixtures/gguf"
+)
+
+const (
+	// DefaultModel is the model id the appliance serves.
+	DefaultModel = "devstral-small-2"
+	// Username is the HTTP Basic user of the appliance.
+	Username = "copilot"
+	// DefaultLlamaServer is where `make deps` installs llama-server.
+	DefaultLlamaServer = "/var/cache/slm-copilot/llama.cpp/current/bin/llama-server"
+	// LlamaServerEnv overrides DefaultLlamaServer.
+	LlamaServerEnv = "SLM_COPILOT_LLAMA_SERVER"
+
+	dirPrefix    = "slm-copilot-ref-"
+	startRetries = 3
+)
+
+// Options configure one instance. The zero value is a correct appliance.
+type Options struct {
+	// Password for the front door; empty means a fresh random one.
+	Password string
+	// Model is the id the engine serves; empty means DefaultModel.
+	Model string
+	// Tamper runs after the front door is rendered and before anything starts.
+	// Fault-injection tests use it to break exactly one property of a test instance.
+	Tamper func(*Files) error
+	// Log receives the engine's and nginx's output; nil discards it.
+	Log io.Writer
+}
+
+// Files are the rendered front door and engine settings of one instance.
+type Files struct {
+	Dir       string   // instance directory, removed by Close
+	Site      string   // the rendered nginx site (appliances/slm-copilot/site.conf.tmpl)
+	Secrets   string   // nginx maps holding the Bearer check and the engine key
+	Htpasswd  string   // HTTP Basic credentials
+	Cert, Key string   // TLS material
+	Model     string   // the GGUF the engine loads
+	Engine    []string // llama-server arguments
+	// HTTPSPort is the port of the TLS listener, for tamperings that rebuild a listen line.
+	HTTPSPort int
+}
+
+// Instance is a running reference appliance.
+type Instance struct {
+	Endpoint      string // https://127.0.0.1:PORT
+	HTTPEndpoint  string // http://127.0.0.1:PORT, where plain HTTP is served
+	Username      string
+	Password      string
+	Model         string
+	CACert        string // the self-signed certificate, which is its own CA
+	EngineVersion string
+	Files         Files
+
+	procs []*exec.Cmd
+}
+
+// Start starts an instance and waits until its front door answers /readyz with 200.
+// The caller must Close it. Ports are picked free, so instances can run side by side.
+func Start(ctx context.Context, opts Options) (*Instance, error) {
+	if opts.Model == "" {
+		opts.Model = DefaultModel
+	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	if opts.Password == "" {
+		opts.Password = randomPassword()
+	}
+	llama, err := llamaServer()
+	if err != nil {
+		return nil, err
+	}
+	sweepStale()
+	var lastErr error
+	for attempt := 0; attempt < startRetries; attempt++ {
+		in, err := start(ctx, opts, llama)
+		if err == nil {
+			return in, nil
+		}
+		lastErr = err
+		if !errors.Is(err, errPortTaken) || ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+var errPortTaken = errors.New("port taken by another process")
+
+func start(ctx context.Context, opts Options, llama string) (_ *Instance, err error) {
+	dir, err := os.MkdirTemp("", dirPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("reference appliance: %w", err)
+	}
+	in := &Instance{Username: Username, Password: opts.Password, Model: opts.Model}
+	in.Files.Dir = dir
+	defer func() {
+		if err != nil {
+			in.Close()
+		}
+	}()
+	// nginx's workers (www-data) must reach the credentials below this directory.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return nil, fmt.Errorf("reference appliance: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return nil, fmt.Errorf("reference appliance: %w", err)
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, fmt.Errorf("reference appliance: pick ports: %w", err)
+	}
+	enginePort, httpPort, httpsPort := ports[0], ports[1], ports[2]
+	in.Endpoint = fmt.Sprintf("https://127.0.0.1:%d", httpsPort)
+	in.HTTPEndpoint = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	if in.EngineVersion, err = engineVersion(llama); err != nil {
+		return nil, err
+	}
+	if err := in.renderFrontDoor(ctx, enginePort, httpPort, httpsPort); err != nil {
+		return nil, err
+	}
+	in.CACert = in.Files.Cert
+	in.Files.Model = filepath.Join(dir, "model.gguf")
+	if err := gguf.WriteFile(in.Files.Model, gguf.DefaultSpec()); err != nil {
+		return nil, fmt.Errorf("reference appliance: %w", err)
+	}
+	in.Files.Engine = []string{
+		"--model", in.Files.Model,
+		"--alias", opts.Model,
+		"--host", "127.0.0.1", "--port", strconv.Itoa(enginePort),
+		"--api-key-file", filepath.Join(dir, "creds", "engine.key"),
+		"--ctx-size", "32768", "--parallel", "4",
+		"--jinja", "--no-webui",
+	}
+	if opts.Tamper != nil {
+		if err := opts.Tamper(&in.Files); err != nil {
+			return nil, fmt.Errorf("reference appliance: tamper: %w", err)
+		}
+	}
+	if err := in.startEngine(ctx, llama, enginePort, opts.Log); err != nil {
+		return nil, err
+	}
+	if err := in.startNginx(ctx, opts.Log); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// renderFrontDoor runs the appliance's frontdoor.sh the way the appliance does.
+func (in *Instance) renderFrontDoor(ctx context.Context, enginePort, httpPort, httpsPort int) error {
+	dir := in.Files.Dir
+	appDir := filepath.Join(dir, "appliance")
+	if err := os.CopyFS(appDir, slmcopilot.Files); err != nil {
+		return fmt.Errorf("reference appliance: unpack appliance files: %w", err)
+	}
+	for _, d := range []string{"tls", "logs", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return fmt.Errorf("reference appliance: %w", err)
+		}
+	}
+	f := &in.Files
+	f.Cert, f.Key = filepath.Join(dir, "tls", "cert.pem"), filepath.Join(dir, "tls", "key.pem")
+	f.Secrets, f.Htpasswd = filepath.Join(dir, "creds", "secrets.conf"), filepath.Join(dir, "creds", "htpasswd")
+	f.Site = filepath.Join(dir, "site.conf")
+	f.HTTPSPort = httpsPort
+	script := filepath.Join(appDir, "frontdoor.sh")
+	steps := []struct {
+		stdin string
+		args  []string
+	}{
+		{"", []string{"tls", f.Cert, f.Key, "127.0.0.1", "localhost"}},
+		{in.Password + "\n", []string{"credentials", filepath.Join(dir, "creds"), in.Username}},
+		{"", []string{"site", filepath.Join(appDir, "site.conf.tmpl"), f.Site,
+			"SECRETS_CONF=" + f.Secrets,
+			"HTPASSWD_FILE=" + f.Htpasswd,
+			"TLS_CERT=" + f.Cert,
+			"TLS_KEY=" + f.Key,
+			fmt.Sprintf("ENGINE_ADDR=127.0.0.1:%d", enginePort),
+			"ENGINE_HEALTH_PATH=/health",
+			fmt.Sprintf("HTTP_LISTEN=127.0.0.1:%d", httpPort),
+			fmt.Sprintf("HTTPS_LISTEN=127.0.0.1:%d", httpsPort),
+			fmt.Sprintf("HTTPS_REDIRECT_PORT=:%d", httpsPort),
+		}},
+	}
+	for _, s := range steps {
+		cmd := exec.CommandContext(ctx, "bash", append([]string{script}, s.args...)...)
+		cmd.Stdin = strings.NewReader(s.stdin)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("reference appliance: frontdoor.sh %s: %w: %s", s.args[0], err, out)
+		}
+	}
+	conf := fmt.Sprintf(`# Reference appliance main configuration; the site is the appliance's own.
+daemon off;
+worker_processes 1;
+%s
+pid %[2]s/nginx.pid;
+error_log %[2]s/logs/error.log warn;
+events { worker_connections 512; }
+http {
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log %[2]s/logs/access.log;
+    client_body_temp_path %[2]s/tmp/body;
+    proxy_temp_path %[2]s/tmp/proxy;
+    fastcgi_temp_path %[2]s/tmp/fastcgi;
+    uwsgi_temp_path %[2]s/tmp/uwsgi;
+    scgi_temp_path %[2]s/tmp/scgi;
+    include %[3]s;
+}
+`, nginxUser(), dir, f.Site)
+	return os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644)
+}
+
+// nginxUser runs workers as Debian's www-data, as on the appliance, when we are root.
+func nginxUser() string {
+	if os.Geteuid() == 0 {
+		return "user www-data www-data;"
+	}
+	return ""
+}
+
+func (in *Instance) startEngine(ctx context.Context, llama string, port int, log io.Writer) error {
+	cmd := exec.Command(llama, in.Files.Engine...)
+	stderr := &limitedBuffer{max: 8192}
+	if err := in.spawn(cmd, io.MultiWriter(log, stderr)); err != nil {
+		return fmt.Errorf("reference appliance: start llama-server: %w", err)
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/health", port)
+	client := &http.Client{Timeout: 2 * time.Second}
+	err := waitFor(ctx, cmd, func() bool {
+		resp, err := client.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if err != nil {
+		if strings.Contains(stderr.String(), "couldn't bind") {
+			return fmt.Errorf("reference appliance: llama-server on port %d: %w", port, errPortTaken)
+		}
+		return fmt.Errorf("reference appliance: llama-server (%s) never became healthy: %w\n%s", in.EngineVersion, err, stderr.String())
+	}
+	return nil
+}
+
+func (in *Instance) startNginx(ctx context.Context, log io.Writer) error {
+	args := []string{"-p", in.Files.Dir, "-c", filepath.Join(in.Files.Dir, "nginx.conf"), "-e", filepath.Join(in.Files.Dir, "logs", "error.log")}
+	if out, err := exec.CommandContext(ctx, "nginx", append(args, "-t", "-q")...).CombinedOutput(); err != nil {
+		return fmt.Errorf("reference appliance: nginx -t rejects the site: %w: %s", err, out)
+	}
+	cmd := exec.Command("nginx", args...)
+	if err := in.spawn(cmd, log); err != nil {
+		return fmt.Errorf("reference appliance: start nginx: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pem, err := os.ReadFile(in.Files.Cert)
+	if err != nil || !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("reference appliance: read certificate %s: %v", in.Files.Cert, err)
+	}
+	// Readiness is checked at the TCP level first: a tampered instance may break TLS or /readyz on purpose.
+	addr := strings.TrimPrefix(in.Endpoint, "https://")
+	err = waitFor(ctx, cmd, func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+	if err != nil {
+		logText, _ := os.ReadFile(filepath.Join(in.Files.Dir, "logs", "error.log"))
+		if bytes.Contains(logText, []byte("Address already in use")) {
+			return fmt.Errorf("reference appliance: nginx: %w", errPortTaken)
+		}
+		return fmt.Errorf("reference appliance: nginx never listened on %s: %w\n%s", addr, err, logText)
+	}
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer client.CloseIdleConnections()
+	ready := func() bool {
+		resp, err := client.Get(in.Endpoint + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	// A tampered instance may never say ready; waiting for it is bounded by a short deadline.
+	readyCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_ = waitFor(readyCtx, cmd, ready)
+	return nil
+}
+
+// spawn starts cmd in its own process group, killed with us if we die first.
+func (in *Instance) spawn(cmd *exec.Cmd, out io.Writer) error {
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	in.procs = append(in.procs, cmd)
+	go cmd.Wait() //nolint:errcheck // exit status is irrelevant; Close waits via ProcessState.
+	return nil
+}
+
+// waitFor polls ok until it returns true, cmd exits, or ctx ends.
+func waitFor(ctx context.Context, cmd *exec.Cmd, ok func() bool) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if ok() {
+			return nil
+		}
+		if exited(cmd) {
+			return errors.New("process exited")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func exited(cmd *exec.Cmd) bool {
+	return cmd.Process != nil && syscall.Kill(cmd.Process.Pid, 0) != nil
+}
+
+// Close stops every process of the instance (nginx's workers included) and removes its files.
+func (in *Instance) Close() error {
+	for i := len(in.procs) - 1; i >= 0; i-- {
+		stopGroup(in.procs[i].Process.Pid)
+	}
+	in.procs = nil
+	if in.Files.Dir == "" {
+		return nil
+	}
+	return os.RemoveAll(in.Files.Dir)
+}
+
+// stopGroup asks a process group to stop, then kills it if it is still there after a few seconds.
+func stopGroup(pgid int) {
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if syscall.Kill(-pgid, 0) != nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+}
+
+// sweepStale removes what instances of dead processes left behind (a test binary killed by
+// a timeout cannot clean up; its nginx workers would keep their ports).
+func sweepStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
+	for _, dir := range dirs {
+		owner, err := readPid(filepath.Join(dir, "owner.pid"))
+		if err != nil || syscall.Kill(owner, 0) == nil {
+			continue
+		}
+		if pid, err := readPid(filepath.Join(dir, "nginx.pid")); err == nil {
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+		}
+		_ = os.RemoveAll(dir)
+	}
+}
+
+func readPid(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+func llamaServer() (string, error) {
+	path := os.Getenv(LlamaServerEnv)
+	if path == "" {
+		path = DefaultLlamaServer
+	}
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("reference appliance: llama-server not found at %s (%s): run `make deps` to install it: %w", path, LlamaServerEnv, err)
+	}
+	if _, err := exec.LookPath("nginx"); err != nil {
+		return "", fmt.Errorf("reference appliance: nginx not installed: run `make deps`: %w", err)
+	}
+	return path, nil
+}
+
+// engineVersion reads the VERSION file `make deps` writes next to llama-server's tree.
+func engineVersion(llama string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(llama)), "VERSION"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "llama-server (version unknown)", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reference appliance: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func randomPassword() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// limitedBuffer keeps the first max bytes written, enough to explain a failed start.
+type limitedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if room := l.max - l.buf.Len(); room > 0 {
+		l.buf.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}
+
+func (l *limitedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
