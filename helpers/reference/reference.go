@@ -43,6 +43,8 @@ const (
 	DefaultLlamaServer = "/var/cache/slm-copilot/llama.cpp/current/bin/llama-server"
 	// LlamaServerEnv overrides DefaultLlamaServer.
 	LlamaServerEnv = "SLM_COPILOT_LLAMA_SERVER"
+	// CacheEnv overrides where downloads and generated fixtures are kept (as in fixtures/deps.sh).
+	CacheEnv = "SLM_COPILOT_CACHE"
 
 	dirPrefix    = "slm-copilot-ref-"
 	startRetries = 3
@@ -154,8 +156,7 @@ func start(ctx context.Context, opts Options, llama string) (_ *Instance, err er
 		return nil, err
 	}
 	in.CACert = in.Files.Cert
-	in.Files.Model = filepath.Join(dir, "model.gguf")
-	if err := gguf.WriteFile(in.Files.Model, gguf.DefaultSpec()); err != nil {
+	if in.Files.Model, err = gguf.Ensure(cacheDir(), gguf.DefaultSpec()); err != nil {
 		return nil, fmt.Errorf("reference appliance: %w", err)
 	}
 	in.Files.Engine = []string{
@@ -434,6 +435,23 @@ func engineVersion(llama string) (string, error) {
 		return "", fmt.Errorf("reference appliance: %w", err)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// cacheDir is where the fixture model is kept between runs: the project's cache when it
+// is writable, else the user's cache directory.
+func cacheDir() string {
+	dir := os.Getenv(CacheEnv)
+	if dir == "" {
+		dir = "/var/cache/slm-copilot"
+	}
+	models := filepath.Join(dir, "models")
+	if os.MkdirAll(models, 0o755) == nil && syscall.Access(models, 2 /* W_OK */) == nil {
+		return models
+	}
+	if user, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(user, "slm-copilot", "models")
+	}
+	return filepath.Join(os.TempDir(), "slm-copilot-models")
 }
 
 func freePorts(n int) ([]int, error) {

@@ -1,0 +1,61 @@
+package acceptance
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// apiRoute is one route the engine exposes, with a minimal valid request.
+type apiRoute struct {
+	method, path, body string
+}
+
+func apiRoutes() []apiRoute {
+	m := target.Model
+	return []apiRoute{
+		{http.MethodGet, "/", ""},
+		{http.MethodGet, "/v1/models", ""},
+		{http.MethodPost, "/v1/chat/completions", fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"hi"}],"max_tokens":1}`, m)},
+		{http.MethodPost, "/v1/completions", fmt.Sprintf(`{"model":%q,"prompt":"hi","max_tokens":1}`, m)},
+		{http.MethodPost, "/v1/embeddings", fmt.Sprintf(`{"model":%q,"input":"hi"}`, m)},
+	}
+}
+
+// TestAuthentication runs every credential variant against every API route: only the
+// right password, as HTTP Basic or as a Bearer token, gets through; everything else gets
+// a JSON 401 from the front door.
+func TestAuthentication(t *testing.T) {
+	t.Parallel()
+	client := target.HTTPClient(nil)
+	for _, route := range apiRoutes() {
+		for _, cred := range credentialMatrix() {
+			t.Run(routeName(route.method, route.path)+"/"+cred.name, func(t *testing.T) {
+				t.Parallel()
+				req := newRequest(t, route.method, route.path, route.body)
+				cred.apply(req)
+				ex := send(t, client, req)
+				code := ex.resp.StatusCode
+				if !cred.valid {
+					assert.Equal(t, http.StatusUnauthorized, code,
+						"%s %s with %s credentials: expected 401, got %d %s; the front door lets requests through without the password (look at auth_basic and the Bearer map in the nginx site)",
+						route.method, route.path, cred.name, code, snippet(ex.body))
+					assert.True(t, isJSONError(ex.resp, ex.body),
+						"%s %s with %s credentials: expected a JSON error body, got Content-Type %q %s; look at the site's 401 error_page",
+						route.method, route.path, cred.name, ex.resp.Header.Get("Content-Type"), snippet(ex.body))
+					return
+				}
+				switch code {
+				case http.StatusUnauthorized, http.StatusForbidden:
+					t.Errorf("%s %s with %s credentials: expected the request to reach the engine, got %d %s; either the front door refuses the password (look at the htpasswd file and the Bearer map) or it forwards the client's credentials to the engine instead of the engine's own key (look at proxy_set_header Authorization)",
+						route.method, route.path, cred.name, code, snippet(ex.body))
+				case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+					t.Errorf("%s %s with %s credentials: got %d from the front door: the engine did not answer (look at the engine's service and the upstream address)",
+						route.method, route.path, cred.name, code)
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,131 @@
+// Package acceptance certifies a running SLM-Copilot instance from the outside: TLS,
+// authentication, health, model listing, chat and SSE streaming, CORS and request limits.
+//
+//	go test ./acceptance -endpoint=https://VM -password=PW
+//
+// With no -endpoint it starts the embedded reference appliance (helpers/reference) and
+// certifies that. Every check is a top-level test; independent checks run in parallel.
+package acceptance
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/slm-copilot/slm-copilot/helpers/copilot"
+	"github.com/slm-copilot/slm-copilot/helpers/reference"
+)
+
+// PasswordEnv is read when -password is not given, so the password need not appear in
+// the process list or shell history.
+const PasswordEnv = "SLM_COPILOT_PASSWORD"
+
+var (
+	endpointFlag     = flag.String("endpoint", "", "https URL of the instance; empty: start the embedded reference appliance")
+	passwordFlag     = flag.String("password", "", "the instance's password (default $"+PasswordEnv+")")
+	usernameFlag     = flag.String("username", reference.Username, "HTTP Basic user")
+	modelFlag        = flag.String("model", reference.DefaultModel, "model id the instance must serve")
+	caCertFlag       = flag.String("ca-cert", "", "PEM file to verify the certificate chain against; empty: accept and inspect a self-signed certificate")
+	httpEndpointFlag = flag.String("http-endpoint", "", "where plain HTTP must redirect to HTTPS (default http://<endpoint host>)")
+	requestTimeout   = flag.Duration("request-timeout", 5*time.Minute, "deadline of each request; a real 24B model on CPU needs minutes for a cold first answer")
+)
+
+// target is the instance under certification, set up by TestMain.
+var target *copilot.Target
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	endpoint, password, caCert := *endpointFlag, *passwordFlag, *caCertFlag
+	if password == "" {
+		password = os.Getenv(PasswordEnv)
+	}
+	if endpoint == "" {
+		in, err := startReference()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "acceptance:", err)
+			return 2
+		}
+		defer in.Close()
+		endpoint, password, caCert = in.Endpoint, in.Password, in.CACert
+		if *httpEndpointFlag == "" {
+			*httpEndpointFlag = in.HTTPEndpoint
+		}
+	}
+	var err error
+	target, err = copilot.NewTarget(endpoint, *httpEndpointFlag, *usernameFlag, password, *modelFlag, caCert)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "acceptance:", err)
+		return 2
+	}
+	return m.Run()
+}
+
+// startReference starts the embedded reference appliance and stops it on Ctrl-C too,
+// since an interrupted test binary skips deferred calls.
+func startReference() (*reference.Instance, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	began := time.Now()
+	in, err := reference.Start(ctx, reference.Options{Model: *modelFlag})
+	if err != nil {
+		return nil, fmt.Errorf("no -endpoint given, and the embedded reference appliance did not start: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "acceptance: no -endpoint: certifying the embedded reference appliance at %s (engine %s, up in %s)\n",
+		in.Endpoint, in.EngineVersion, time.Since(began).Round(time.Millisecond))
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		in.Close()
+		os.Exit(130)
+	}()
+	return in, nil
+}
+
+// requestContext bounds one exchange with the instance.
+func requestContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), *requestTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// exchange is one HTTP request and what came back, with the body read in full.
+type exchange struct {
+	resp *http.Response
+	body []byte
+}
+
+// send performs req with the target's client and reads the whole body.
+func send(t *testing.T, client *http.Client, req *http.Request) exchange {
+	t.Helper()
+	resp, err := client.Do(req.WithContext(requestContext(t)))
+	if err != nil {
+		t.Fatalf("%s %s: no response: %s\nlook at: is the instance up and reachable at %s?", req.Method, req.URL.Path, target.Redact(err.Error()), target.Endpoint)
+	}
+	defer resp.Body.Close()
+	body, err := readAll(resp)
+	if err != nil {
+		t.Fatalf("%s %s: reading the body: %s", req.Method, req.URL.Path, target.Redact(err.Error()))
+	}
+	return exchange{resp: resp, body: body}
+}
+
+// snippet is a redacted, shortened body for failure messages.
+func snippet(body []byte) string {
+	s := target.Redact(string(body))
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return fmt.Sprintf("%q", s)
+}

@@ -1,0 +1,75 @@
+package acceptance
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// maxBody bounds what a check reads from one response.
+const maxBody = 16 << 20
+
+func readAll(resp *http.Response) ([]byte, error) {
+	return io.ReadAll(io.LimitReader(resp.Body, maxBody))
+}
+
+// credentials is one way a client presents itself.
+type credentials struct {
+	name  string
+	apply func(*http.Request)
+	valid bool
+}
+
+// credentialMatrix is every way of (not) authenticating the front door must tell apart.
+func credentialMatrix() []credentials {
+	wrong := "not-the-" + target.Password
+	return []credentials{
+		{name: "none", apply: func(*http.Request) {}},
+		{name: "wrong_basic", apply: func(r *http.Request) { r.SetBasicAuth(target.Username, wrong) }},
+		{name: "wrong_user_basic", apply: func(r *http.Request) { r.SetBasicAuth("not-"+target.Username, target.Password) }},
+		{name: "wrong_bearer", apply: func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+wrong) }},
+		{name: "right_basic", apply: basicAuth, valid: true},
+		{name: "right_bearer", apply: bearerAuth, valid: true},
+	}
+}
+
+func basicAuth(r *http.Request)  { r.SetBasicAuth(target.Username, target.Password) }
+func bearerAuth(r *http.Request) { r.Header.Set("Authorization", "Bearer "+target.Password) }
+
+// newRequest builds a request to the endpoint; a non-empty body is sent as JSON.
+func newRequest(t *testing.T, method, path, body string) *http.Request {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, target.URL(path), rd)
+	if err != nil {
+		t.Fatalf("build request %s %s: %v", method, path, err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req
+}
+
+// isJSONError tells whether a body is an OpenAI-style JSON error object.
+func isJSONError(resp *http.Response, body []byte) bool {
+	return strings.Contains(resp.Header.Get("Content-Type"), "json") && bytes.Contains(body, []byte(`"error"`))
+}
+
+// netDialer bounds raw connections made outside an http.Client.
+var netDialer = net.Dialer{Timeout: 30 * time.Second}
+
+// routeName spells a route as a test name without slashes: GET /v1/models -> GET_v1_models.
+func routeName(method, path string) string {
+	name := strings.Trim(strings.NewReplacer("/", "_", "?", "_", "=", "_").Replace(path), "_")
+	if name == "" {
+		name = "root"
+	}
+	return method + "_" + name
+}
