@@ -16,7 +16,7 @@ var clineSystemPrompt = strings.Repeat(`You are Cline, a highly skilled software
 TOOL USE
 You have access to a set of tools that are executed upon the user's approval. You can use one tool per message.
 <read_file><path>src/main.go</path></read_file>
-`, 3)
+`, 2)
 
 // TestClineRequest: the request Cline sends (system prompt, structured user content,
 // stream with usage, the password as API key) succeeds, after the model-list refresh

@@ -106,7 +106,7 @@ func Start(ctx context.Context, opts Options) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	sweepStale()
+	SweepStale()
 	var lastErr error
 	for attempt := 0; attempt < startRetries; attempt++ {
 		in, err := start(ctx, opts, llama)
@@ -164,7 +164,7 @@ func start(ctx context.Context, opts Options, llama string) (_ *Instance, err er
 		"--alias", opts.Model,
 		"--host", "127.0.0.1", "--port", strconv.Itoa(enginePort),
 		"--api-key-file", filepath.Join(dir, "creds", "engine.key"),
-		"--ctx-size", "32768", "--parallel", "4",
+		"--ctx-size", "16384", "--parallel", "4",
 		"--jinja", "--no-webui",
 	}
 	if opts.Tamper != nil {
@@ -226,7 +226,7 @@ func (in *Instance) renderFrontDoor(ctx context.Context, enginePort, httpPort, h
 	}
 	conf := fmt.Sprintf(`# Reference appliance main configuration; the site is the appliance's own.
 daemon off;
-worker_processes 1;
+worker_processes auto;
 %s
 pid %[2]s/nginx.pid;
 error_log %[2]s/logs/error.log warn;
@@ -387,9 +387,9 @@ func stopGroup(pgid int) {
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 }
 
-// sweepStale removes what instances of dead processes left behind (a test binary killed by
-// a timeout cannot clean up; its nginx workers would keep their ports).
-func sweepStale() {
+// SweepStale removes what instances of dead processes left behind (a test binary killed by
+// a timeout cannot clean up; its nginx workers would keep their ports). Start calls it.
+func SweepStale() {
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
 	for _, dir := range dirs {
 		owner, err := readPid(filepath.Join(dir, "owner.pid"))
@@ -493,4 +493,12 @@ func (l *limitedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
+}
+
+// StopEngine kills the engine but leaves the front door up, as when the engine crashes;
+// tests use it to see health checks notice.
+func (in *Instance) StopEngine() {
+	if len(in.procs) > 0 {
+		stopGroup(in.procs[0].Process.Pid)
+	}
 }

@@ -1,0 +1,48 @@
+# SLM-Copilot: certify an appliance and test this project. `make help` lists the targets.
+# Targets are thin: the logic lives in Go (acceptance/, helpers/, fixtures/) and scripts.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ENDPOINT      ?=
+HTTP_ENDPOINT ?=
+CA_CERT       ?=
+MODEL         ?= devstral-small-2
+# The password travels in the environment, never on a command line others can read.
+export SLM_COPILOT_PASSWORD ?= $(PASSWORD)
+export SLM_COPILOT_CACHE    ?= /var/cache/slm-copilot
+
+BIN := bin
+
+CERTIFY_FLAGS := -model=$(MODEL) \
+	$(if $(ENDPOINT),-endpoint=$(ENDPOINT)) \
+	$(if $(HTTP_ENDPOINT),-http-endpoint=$(HTTP_ENDPOINT)) \
+	$(if $(CA_CERT),-ca-cert=$(CA_CERT))
+
+.PHONY: help deps serve certify test lint clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+deps: ## install system packages, llama-server and the Node SDK (idempotent, cached in $SLM_COPILOT_CACHE)
+	@bash fixtures/deps.sh
+
+serve: deps ## run the embedded reference appliance until Ctrl-C, printing its endpoint and password
+	@go build -o $(BIN)/serve ./fixtures/serve
+	@exec $(BIN)/serve
+
+certify: deps ## certify ENDPOINT with PASSWORD (no ENDPOINT: the embedded reference appliance)
+	go test ./acceptance -count=1 -v $(CERTIFY_FLAGS)
+
+test: deps lint ## run the project's tests: every check, and proof that each one can fail
+	go test -count=1 -timeout 25m ./...
+
+lint: deps ## gofmt, go vet and shellcheck on every shell script
+	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
+	  if [[ -n "$$unformatted" ]]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	go vet ./...
+	shellcheck $$(git ls-files '*.sh' .ci/run)
+
+clean: ## remove build output and what interrupted reference appliances left in $TMPDIR
+	rm -rf $(BIN)
+	go run ./fixtures/serve -sweep

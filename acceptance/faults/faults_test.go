@@ -1,0 +1,384 @@
+package faults
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/slm-copilot/slm-copilot/helpers/reference"
+)
+
+// fault breaks exactly one property of a reference appliance.
+type fault struct {
+	name   string
+	tamper func(*reference.Files) error          // edits the rendered front door before start
+	opts   func(*reference.Options)              // changes how the instance starts
+	after  func(*testing.T, *reference.Instance) // breaks the running instance
+	args   func(*testing.T, *reference.Instance) []string
+	// fails are the checks that must fail, each with a phrase its output must contain
+	// (the right reason); mayFail are checks the fault legitimately takes down too
+	// ("*": all). Every other check must pass.
+	fails   map[string]string
+	mayFail []string
+}
+
+// everyRoute lists the acceptance suite's names of the engine's API routes.
+var everyRoute = []string{"GET_root", "GET_v1_models", "POST_v1_chat_completions", "POST_v1_completions", "POST_v1_embeddings"}
+
+func perRoute(cred, reason string) map[string]string {
+	m := map[string]string{}
+	for _, r := range everyRoute {
+		m["TestAuthentication/"+r+"/"+cred] = reason
+	}
+	return m
+}
+
+func merge(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// engineChecks are the checks that need a working path to the engine.
+var engineChecks = []string{"TestModelListed", "TestChatCompletion", "TestChatStream", "TestClineRequest", "TestRequestBodyLimit", "TestAuthentication", "TestCORS/headers_authorized", "TestNoVersionDisclosure/not_found"}
+
+func faults() []fault {
+	fs := []fault{
+		{
+			name:   "old_tls_versions_allowed",
+			tamper: edit(site, "ssl_protocols       TLSv1.2 TLSv1.3;", "ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;", "ssl_ciphers         ECDHE", "ssl_ciphers DEFAULT:@SECLEVEL=0; #"),
+			fails:  map[string]string{"TestTLSVersions/TLS1.0_refused": "ssl_protocols", "TestTLSVersions/TLS1.1_refused": "ssl_protocols"},
+		},
+		{
+			name:   "tls12_refused",
+			tamper: edit(site, "ssl_protocols       TLSv1.2 TLSv1.3;", "ssl_protocols TLSv1.3;"),
+			fails:  map[string]string{"TestTLSVersions/TLS1.2_accepted": "TLS 1.2 handshake"},
+		},
+		{
+			name: "plain_http_instead_of_tls",
+			tamper: func(f *reference.Files) error {
+				return replace(f.Site, fmt.Sprintf("listen 127.0.0.1:%d ssl;", f.HTTPSPort), fmt.Sprintf("listen 127.0.0.1:%d;", f.HTTPSPort))
+			},
+			fails:   map[string]string{"TestTLSVersions/TLS1.2_accepted": "handshake", "TestTLSVersions/TLS1.3_accepted": "handshake", "TestCertificate": "no TLS 1.2 or 1.3 handshake"},
+			mayFail: []string{"*"},
+		},
+		{
+			name:   "certificate_expired",
+			tamper: certificate(time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour), "127.0.0.1"),
+			fails:  map[string]string{"TestCertificate/valid_now": "certificate expired"},
+		},
+		{
+			name:   "certificate_san_misses_host",
+			tamper: certificate(time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), "10.9.8.7"),
+			fails:  map[string]string{"TestCertificate/san_covers_host": "does not cover"},
+		},
+		{
+			name: "certificate_not_signed_by_ca_cert",
+			args: func(t *testing.T, _ *reference.Instance) []string {
+				return []string{"-ca-cert", writeOtherCA(t)}
+			},
+			fails:   map[string]string{"TestCertificate/chain": "does not verify"},
+			mayFail: []string{"*"},
+		},
+		{
+			name:   "version_disclosed",
+			tamper: edit(site, "server_tokens off;", "server_tokens on;", "server_tokens off;", "server_tokens on;"),
+			fails:  map[string]string{"TestNoVersionDisclosure/health": "server_tokens", "TestNoVersionDisclosure/malformed_request": "server_tokens"},
+			// Every response of the front door now carries the version.
+			mayFail: []string{"TestNoVersionDisclosure"},
+		},
+		{
+			name:    "no_redirect",
+			tamper:  edit(site, "return 301 https://$host", "location / { proxy_pass http://slm_copilot_engine; } #"),
+			fails:   map[string]string{"TestHTTPRedirect/GET_v1_models": "expected a redirect to HTTPS", "TestHTTPRedirect/POST_v1_chat_completions": "expected a redirect to HTTPS"},
+			mayFail: []string{"TestHTTPRedirect", "TestNoVersionDisclosure/plain_http"},
+		},
+		{
+			name: "health_behind_auth",
+			tamper: edit(site,
+				"location = /readyz {", "location = /readyz {\n        auth_basic $slm_copilot_basic_realm; auth_basic_user_file "+"HTPASSWD;",
+				"location = /health {", "location = /health {\n        auth_basic $slm_copilot_basic_realm; auth_basic_user_file "+"HTPASSWD;"),
+			fails: map[string]string{"TestHealthEndpoints/GET_readyz": "health behind auth", "TestHealthEndpoints/GET_health": "health behind auth"},
+		},
+		{
+			name:    "engine_down",
+			after:   func(_ *testing.T, in *reference.Instance) { in.StopEngine() },
+			fails:   map[string]string{"TestHealthEndpoints/GET_readyz": "engine is down", "TestHealthEndpoints/GET_health": "engine is down"},
+			mayFail: append([]string{"TestCORS/headers_health", "TestNoVersionDisclosure/health"}, engineChecks...),
+		},
+		{
+			name:    "bearer_refused",
+			tamper:  edit(secrets, `'~^Bearer\ `, `'~^Bearer\ never-this-`),
+			fails:   merge(perRoute("right_bearer", "refuses the password"), map[string]string{"TestModelListed": "401", "TestChatCompletion": "401", "TestClineRequest/task": "401", "TestClineRequest/model_list_refresh": "401"}),
+			mayFail: []string{"TestChatStream", "TestRequestBodyLimit", "TestCORS/headers_authorized", "TestNoVersionDisclosure/not_found"},
+		},
+		{
+			name:   "any_bearer_accepted",
+			tamper: edit(secrets, `'~^Bearer\ `, `'~^Bearer\ (?:.*)|`),
+			fails:  perRoute("wrong_bearer", "expected 401"),
+		},
+		{
+			name:   "basic_refused",
+			tamper: htpasswd("some-other-password"),
+			fails:  perRoute("right_basic", "refuses the password"),
+		},
+		{
+			name:    "unauthorized_body_not_json",
+			tamper:  edit(site, "error_page 401 @slm_copilot_unauthorized;", ""),
+			fails:   perRoute("none", "expected a JSON error body"),
+			mayFail: []string{"TestAuthentication"},
+		},
+		{
+			name:   "client_credentials_forwarded",
+			tamper: edit(site, "proxy_set_header Authorization $slm_copilot_engine_auth;", ""),
+			// llama-server serves / without its key; every other route must refuse the forwarded credentials.
+			fails: map[string]string{
+				"TestAuthentication/GET_v1_models/right_bearer": "forwards the client's credentials", "TestAuthentication/GET_v1_models/right_basic": "forwards the client's credentials",
+				"TestAuthentication/POST_v1_chat_completions/right_bearer": "forwards the client's credentials", "TestAuthentication/POST_v1_chat_completions/right_basic": "forwards the client's credentials",
+			},
+			mayFail: engineChecks,
+		},
+		{
+			name:   "cors_missing",
+			tamper: edit(site, "add_header Access-Control-Allow-Origin", "# add_header Access-Control-Allow-Origin"),
+			fails: map[string]string{"TestCORS/preflight": "Access-Control-Allow-Origin", "TestCORS/headers_health": "Access-Control-Allow-Origin",
+				"TestCORS/headers_unauthorized": "Access-Control-Allow-Origin", "TestCORS/headers_authorized": "Access-Control-Allow-Origin"},
+		},
+		{
+			name:   "engine_cors_not_hidden",
+			tamper: edit(site, "proxy_hide_header Access-Control-Allow-Origin;", ""),
+			fails:  map[string]string{"TestCORS/headers_authorized": "expected one Access-Control-Allow-Origin", "TestCORS/headers_health": "expected one Access-Control-Allow-Origin"},
+		},
+		{
+			name:   "preflight_needs_auth",
+			tamper: edit(site, "if ($request_method = OPTIONS) {\n        return 204;\n    }", ""),
+			fails:  map[string]string{"TestCORS/preflight": "expected 204"},
+		},
+		{
+			name:   "stream_buffered",
+			tamper: edit(site, "proxy_buffering off;", "proxy_buffering on;"),
+			fails:  map[string]string{"TestChatStream/incremental": "proxy_buffering off"},
+		},
+		{
+			name:   "stream_terminator_missing",
+			tamper: edit(site, "proxy_pass http://slm_copilot_engine;\n    }", "proxy_pass http://slm_copilot_engine;\n        sub_filter 'data: [DONE]' '';\n        sub_filter_once off;\n        sub_filter_types text/event-stream;\n    }"),
+			fails:  map[string]string{"TestChatStream/done_terminator": "[DONE]", "TestClineRequest/task": "[DONE]"},
+		},
+		{
+			name:    "stream_content_type_wrong",
+			tamper:  edit(site, "proxy_hide_header X-Powered-By;", "proxy_hide_header X-Powered-By;\n    proxy_hide_header Content-Type;"),
+			fails:   map[string]string{"TestChatStream/content_type": "text/event-stream"},
+			mayFail: engineChecks,
+		},
+		{
+			name:   "engine_error_as_content",
+			tamper: edit(site, "proxy_pass http://slm_copilot_engine;\n    }", "proxy_pass http://slm_copilot_engine;\n        sub_filter '\"content\":\"' '\"content\":\"Internal error: injected ';\n        sub_filter_once off;\n        sub_filter_types application/json text/event-stream;\n    }"),
+			fails:  map[string]string{"TestChatCompletion": "reported an error", "TestChatStream/no_engine_error": "reported an error", "TestClineRequest/task": "reported an error"},
+		},
+		{
+			name:    "model_id_wrong",
+			opts:    func(o *reference.Options) { o.Model = "some-other-model" },
+			fails:   map[string]string{"TestModelListed": "is not listed"},
+			mayFail: []string{"TestChatCompletion", "TestChatStream", "TestClineRequest", "TestAuthentication", "TestRequestBodyLimit"},
+		},
+		{
+			name:   "body_limit_too_small",
+			tamper: edit(site, "client_max_body_size 50m;", "client_max_body_size 1m;"),
+			fails:  map[string]string{"TestRequestBodyLimit": "client_max_body_size"},
+		},
+		{
+			name:    "read_timeout_too_short",
+			tamper:  edit(site, "proxy_read_timeout 600s;", "proxy_read_timeout 1ms;"),
+			fails:   map[string]string{"TestChatCompletion": "proxy_read_timeout"},
+			mayFail: append([]string{"TestHealthEndpoints", "TestCORS/headers_health", "TestNoVersionDisclosure/health"}, engineChecks...),
+		},
+	}
+	for _, route := range everyRoute {
+		path := map[string]string{"GET_root": "/", "GET_v1_models": "/v1/models", "POST_v1_chat_completions": "/v1/chat/completions",
+			"POST_v1_completions": "/v1/completions", "POST_v1_embeddings": "/v1/embeddings"}[route]
+		fs = append(fs, fault{
+			name:   "auth_off_on_" + route,
+			tamper: edit(site, "    location / {", fmt.Sprintf("    location = %s {\n        proxy_pass http://slm_copilot_engine;\n    }\n\n    location / {", path)),
+			fails: map[string]string{
+				"TestAuthentication/" + route + "/none":         "expected 401",
+				"TestAuthentication/" + route + "/wrong_basic":  "expected 401",
+				"TestAuthentication/" + route + "/wrong_bearer": "expected 401",
+			},
+			mayFail: []string{"TestAuthentication/" + route},
+		})
+	}
+	return fs
+}
+
+func TestEveryCheckCanFail(t *testing.T) {
+	for _, f := range faults() {
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			opts := reference.Options{Tamper: f.tamper}
+			if f.opts != nil {
+				f.opts(&opts)
+			}
+			in := startInstance(t, opts)
+			if f.after != nil {
+				f.after(t, in)
+			}
+			var extra []string
+			if f.args != nil {
+				extra = f.args(t, in)
+			}
+			run := runSuite(t, in, extra...)
+			for name, reason := range f.fails {
+				actions, ran := run.results[name]
+				if !assert.True(t, ran, "check %s did not run", name) {
+					continue
+				}
+				assert.Equal(t, []string{"fail"}, actions, "check %s should fail with %s, but: %v\n%s", name, f.name, actions, run.output[name])
+				assert.Contains(t, run.output[name], reason, "check %s failed, but not for the expected reason (%q)", name, reason)
+			}
+			for name, actions := range run.results {
+				if f.related(name) {
+					continue
+				}
+				assert.Equal(t, []string{"pass"}, actions, "unrelated check %s should pass with %s, but: %v\n%s", name, f.name, actions, run.output[name])
+			}
+		})
+	}
+}
+
+// related tells whether a check's outcome is expected to depend on the fault.
+func (f fault) related(test string) bool {
+	for name := range f.fails {
+		if isWithin(test, name) || isAncestor(test, name) {
+			return true
+		}
+	}
+	for _, name := range f.mayFail {
+		if name == "*" || isWithin(test, name) || isAncestor(test, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestCorrectApplianceAlwaysPasses runs the whole suite five times in a row against a
+// correct appliance, as a user would against a VM (self-signed, no -ca-cert), then once
+// verifying the chain with -ca-cert: no flakes.
+func TestCorrectApplianceAlwaysPasses(t *testing.T) {
+	t.Parallel()
+	in := startInstance(t, reference.Options{})
+	passedEveryTime(t, runSuite(t, in, "-count=5"), 5)
+	passedEveryTime(t, runSuite(t, in, "-ca-cert", in.CACert), 1)
+}
+
+// Tamper helpers -----------------------------------------------------------------------
+
+func site(f *reference.Files) string    { return f.Site }
+func secrets(f *reference.Files) string { return f.Secrets }
+
+// edit replaces each old with new (pairs) in the chosen file; a missing old is an error,
+// so a template change cannot silently turn a fault into a no-op.
+func edit(file func(*reference.Files) string, pairs ...string) func(*reference.Files) error {
+	return func(f *reference.Files) error {
+		for i := 0; i+1 < len(pairs); i += 2 {
+			if err := replace(file(f), pairs[i], strings.ReplaceAll(pairs[i+1], "HTPASSWD", f.Htpasswd)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+func replace(path, old, new string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(string(b), old) {
+		return fmt.Errorf("%s does not contain %q", path, old)
+	}
+	return os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o600)
+}
+
+// certificate replaces the instance's TLS pair with one valid from notBefore to notAfter
+// for the given IP addresses.
+func certificate(notBefore, notAfter time.Time, ips ...string) func(*reference.Files) error {
+	return func(f *reference.Files) error {
+		certPEM, keyPEM, err := selfSigned(notBefore, notAfter, ips...)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(f.Cert, certPEM, 0o644); err != nil {
+			return err
+		}
+		return os.WriteFile(f.Key, keyPEM, 0o600)
+	}
+}
+
+func selfSigned(notBefore, notAfter time.Time, ips ...string) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "slm-copilot fault"},
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	for _, ip := range ips {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
+}
+
+// writeOtherCA writes a CA certificate that did not sign the instance's certificate.
+func writeOtherCA(t *testing.T) string {
+	t.Helper()
+	certPEM, _, err := selfSigned(time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "127.0.0.1")
+	require.NoError(t, err)
+	path := t.TempDir() + "/other-ca.pem"
+	require.NoError(t, os.WriteFile(path, certPEM, 0o644))
+	return path
+}
+
+// htpasswd replaces the Basic credentials with a different password for the same user.
+func htpasswd(password string) func(*reference.Files) error {
+	return func(f *reference.Files) error {
+		cmd := exec.Command("htpasswd", "-iB", f.Htpasswd, reference.Username)
+		cmd.Stdin = strings.NewReader(password)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("htpasswd: %w: %s", err, out)
+		}
+		return nil
+	}
+}
