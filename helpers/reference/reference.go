@@ -39,12 +39,12 @@ const (
 	DefaultModel = "devstral-small-2"
 	// Username is the HTTP Basic user of the appliance.
 	Username = "copilot"
-	// DefaultLlamaServer is where `make deps` installs llama-server.
-	DefaultLlamaServer = "/var/cache/slm-copilot/llama.cpp/current/bin/llama-server"
-	// LlamaServerEnv overrides DefaultLlamaServer.
+	// LlamaServerEnv overrides where llama-server is found (default: CacheDir's, from `make deps`).
 	LlamaServerEnv = "SLM_COPILOT_LLAMA_SERVER"
-	// CacheEnv overrides where downloads and generated fixtures are kept (as in fixtures/deps.sh).
+	// CacheEnv overrides DefaultCacheDir, as for fixtures/deps.sh.
 	CacheEnv = "SLM_COPILOT_CACHE"
+	// DefaultCacheDir keeps downloads and tool builds outside the repository.
+	DefaultCacheDir = "/var/cache/slm-copilot"
 
 	dirPrefix    = "slm-copilot-ref-"
 	startRetries = 3
@@ -156,7 +156,7 @@ func start(ctx context.Context, opts Options, llama string) (_ *Instance, err er
 		return nil, err
 	}
 	in.CACert = in.Files.Cert
-	if in.Files.Model, err = gguf.Ensure(cacheDir(), gguf.DefaultSpec()); err != nil {
+	if in.Files.Model, err = gguf.Ensure(modelDir(), gguf.DefaultSpec()); err != nil {
 		return nil, fmt.Errorf("reference appliance: %w", err)
 	}
 	in.Files.Engine = []string{
@@ -414,7 +414,7 @@ func readPid(path string) (int, error) {
 func llamaServer() (string, error) {
 	path := os.Getenv(LlamaServerEnv)
 	if path == "" {
-		path = DefaultLlamaServer
+		path = filepath.Join(CacheDir(), "llama.cpp", "current", "bin", "llama-server")
 	}
 	if _, err := os.Stat(path); err != nil {
 		return "", fmt.Errorf("reference appliance: llama-server not found at %s (%s): run `make deps` to install it: %w", path, LlamaServerEnv, err)
@@ -437,14 +437,18 @@ func engineVersion(llama string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// cacheDir is where the fixture model is kept between runs: the project's cache when it
-// is writable, else the user's cache directory.
-func cacheDir() string {
-	dir := os.Getenv(CacheEnv)
-	if dir == "" {
-		dir = "/var/cache/slm-copilot"
+// CacheDir is where `make deps` installs tools ($SLM_COPILOT_CACHE, else DefaultCacheDir).
+func CacheDir() string {
+	if dir := os.Getenv(CacheEnv); dir != "" {
+		return dir
 	}
-	models := filepath.Join(dir, "models")
+	return DefaultCacheDir
+}
+
+// modelDir is where the fixture model is kept between runs: the project's cache when it
+// is writable, else the user's cache directory.
+func modelDir() string {
+	models := filepath.Join(CacheDir(), "models")
 	if os.MkdirAll(models, 0o755) == nil && syscall.Access(models, 2 /* W_OK */) == nil {
 		return models
 	}
