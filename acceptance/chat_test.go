@@ -74,7 +74,6 @@ func streamChat(t *testing.T, req openai.ChatCompletionRequest) *streamed {
 			}
 		}
 	}
-	// go-openai ends quietly on EOF; drain what the SDK left so the capture is whole.
 	return out
 }
 

@@ -2,6 +2,7 @@ package copilot
 
 import (
 	"bytes"
+	"strings"
 	"time"
 )
 
@@ -36,7 +37,7 @@ func (c *Capture) Events() []Event {
 			switch {
 			case len(line) == 0:
 				if len(data) > 0 {
-					events = append(events, Event{Data: joinLines(data), Read: i, At: r.At})
+					events = append(events, Event{Data: strings.Join(data, "\n"), Read: i, At: r.At})
 					data = nil
 				}
 			case bytes.HasPrefix(line, []byte("data:")):
@@ -45,14 +46,4 @@ func (c *Capture) Events() []Event {
 		}
 	}
 	return events
-}
-
-func joinLines(lines []string) string {
-	return string(bytes.Join(func() [][]byte {
-		b := make([][]byte, len(lines))
-		for i, l := range lines {
-			b[i] = []byte(l)
-		}
-		return b
-	}(), []byte("\n")))
 }

@@ -87,7 +87,7 @@ type Instance struct {
 	EngineVersion string
 	Files         Files
 
-	procs []*exec.Cmd
+	procs []*process // engine first, then nginx
 }
 
 // Start starts an instance and waits until its front door answers /readyz with 200.
@@ -175,7 +175,7 @@ func start(ctx context.Context, opts Options, llama string) (_ *Instance, err er
 	if err := in.startEngine(ctx, llama, enginePort, opts.Log); err != nil {
 		return nil, err
 	}
-	if err := in.startNginx(ctx, opts.Log); err != nil {
+	if err := in.startNginx(ctx, opts.Log, opts.Tamper == nil); err != nil {
 		return nil, err
 	}
 	return in, nil
@@ -257,12 +257,13 @@ func nginxUser() string {
 func (in *Instance) startEngine(ctx context.Context, llama string, port int, log io.Writer) error {
 	cmd := exec.Command(llama, in.Files.Engine...)
 	stderr := &limitedBuffer{max: 8192}
-	if err := in.spawn(cmd, io.MultiWriter(log, stderr)); err != nil {
+	proc, err := in.spawn(cmd, io.MultiWriter(log, stderr))
+	if err != nil {
 		return fmt.Errorf("reference appliance: start llama-server: %w", err)
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d/health", port)
 	client := &http.Client{Timeout: 2 * time.Second}
-	err := waitFor(ctx, cmd, func() bool {
+	err = waitFor(ctx, proc, func() bool {
 		resp, err := client.Get(url)
 		if err != nil {
 			return false
@@ -279,13 +280,15 @@ func (in *Instance) startEngine(ctx context.Context, llama string, port int, log
 	return nil
 }
 
-func (in *Instance) startNginx(ctx context.Context, log io.Writer) error {
+// startNginx starts the front door and waits until it listens and, with requireReady,
+// until its /readyz answers 200.
+func (in *Instance) startNginx(ctx context.Context, log io.Writer, requireReady bool) error {
 	args := []string{"-p", in.Files.Dir, "-c", filepath.Join(in.Files.Dir, "nginx.conf"), "-e", filepath.Join(in.Files.Dir, "logs", "error.log")}
 	if out, err := exec.CommandContext(ctx, "nginx", append(args, "-t", "-q")...).CombinedOutput(); err != nil {
 		return fmt.Errorf("reference appliance: nginx -t rejects the site: %w: %s", err, out)
 	}
-	cmd := exec.Command("nginx", args...)
-	if err := in.spawn(cmd, log); err != nil {
+	proc, err := in.spawn(exec.Command("nginx", args...), log)
+	if err != nil {
 		return fmt.Errorf("reference appliance: start nginx: %w", err)
 	}
 	pool := x509.NewCertPool()
@@ -295,7 +298,7 @@ func (in *Instance) startNginx(ctx context.Context, log io.Writer) error {
 	}
 	// Readiness is checked at the TCP level first: a tampered instance may break TLS or /readyz on purpose.
 	addr := strings.TrimPrefix(in.Endpoint, "https://")
-	err = waitFor(ctx, cmd, func() bool {
+	err = waitFor(ctx, proc, func() bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
 			return false
@@ -320,71 +323,84 @@ func (in *Instance) startNginx(ctx context.Context, log io.Writer) error {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}
-	// A tampered instance may never say ready; waiting for it is bounded by a short deadline.
-	readyCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	_ = waitFor(readyCtx, cmd, ready)
+	if !requireReady {
+		// A tampered instance may never say ready on purpose: give it a bounded chance.
+		readyCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_ = waitFor(readyCtx, proc, ready)
+		return nil
+	}
+	if err := waitFor(ctx, proc, ready); err != nil {
+		logText, _ := os.ReadFile(filepath.Join(in.Files.Dir, "logs", "error.log"))
+		return fmt.Errorf("reference appliance: %s/readyz never answered 200: %w\n%s", in.Endpoint, err, logText)
+	}
 	return nil
+}
+
+// process is a child started in its own process group.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
 }
 
 // spawn starts cmd in its own process group, killed with us if we die first.
-func (in *Instance) spawn(cmd *exec.Cmd, out io.Writer) error {
+func (in *Instance) spawn(cmd *exec.Cmd, out io.Writer) (*process, error) {
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return err
+		return nil, err
 	}
-	in.procs = append(in.procs, cmd)
-	go cmd.Wait() //nolint:errcheck // exit status is irrelevant; Close waits via ProcessState.
-	return nil
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait() // the exit status only matters through done
+		close(p.done)
+	}()
+	in.procs = append(in.procs, p)
+	return p, nil
 }
 
-// waitFor polls ok until it returns true, cmd exits, or ctx ends.
-func waitFor(ctx context.Context, cmd *exec.Cmd, ok func() bool) error {
+// stop asks the process group to stop and kills it if it has not within a few seconds.
+// nginx's master waits for its workers, so its exit means the group is gone.
+func (p *process) stop() {
+	pgid := p.cmd.Process.Pid
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-p.done
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL) // stragglers that outlived their leader
+}
+
+// waitFor polls ok until it returns true, p exits, or ctx ends.
+func waitFor(ctx context.Context, p *process, ok func() bool) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		if ok() {
 			return nil
 		}
-		if exited(cmd) {
-			return errors.New("process exited")
-		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-p.done:
+			return errors.New("process exited")
 		case <-tick.C:
 		}
 	}
 }
 
-func exited(cmd *exec.Cmd) bool {
-	return cmd.Process != nil && syscall.Kill(cmd.Process.Pid, 0) != nil
-}
-
 // Close stops every process of the instance (nginx's workers included) and removes its files.
 func (in *Instance) Close() error {
 	for i := len(in.procs) - 1; i >= 0; i-- {
-		stopGroup(in.procs[i].Process.Pid)
+		in.procs[i].stop()
 	}
 	in.procs = nil
 	if in.Files.Dir == "" {
 		return nil
 	}
 	return os.RemoveAll(in.Files.Dir)
-}
-
-// stopGroup asks a process group to stop, then kills it if it is still there after a few seconds.
-func stopGroup(pgid int) {
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if syscall.Kill(-pgid, 0) != nil {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 }
 
 // SweepStale removes what instances of dead processes left behind (a test binary killed by
@@ -503,6 +519,6 @@ func (l *limitedBuffer) String() string {
 // tests use it to see health checks notice.
 func (in *Instance) StopEngine() {
 	if len(in.procs) > 0 {
-		stopGroup(in.procs[0].Process.Pid)
+		in.procs[0].stop()
 	}
 }
