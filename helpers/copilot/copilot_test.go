@@ -13,7 +13,7 @@ func TestNewTarget(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name, endpoint, httpEndpoint, password string
-		wantErr, wantHTTP                     string
+		wantErr, wantHTTP                      string
 	}{
 		{name: "default_http", endpoint: "https://10.0.0.5", password: "pw", wantHTTP: "http://10.0.0.5"},
 		{name: "port_dropped_for_http", endpoint: "https://10.0.0.5:8443/", password: "pw", wantHTTP: "http://10.0.0.5"},
