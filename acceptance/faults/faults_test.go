@@ -107,7 +107,7 @@ func faults() []fault {
 		},
 		{
 			name:    "no_redirect",
-			tamper:  edit(site, "return 301 https://$host", "location / { proxy_pass http://slm_copilot_engine; } #"),
+			tamper:  edit(site, "return 301 https://$host", "proxy_pass http://slm_copilot_engine; #"),
 			fails:   map[string]string{"TestHTTPRedirect/GET_v1_models": "expected a redirect to HTTPS", "TestHTTPRedirect/POST_v1_chat_completions": "expected a redirect to HTTPS"},
 			mayFail: []string{"TestHTTPRedirect", "TestNoVersionDisclosure/plain_http"},
 		},

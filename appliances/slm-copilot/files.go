@@ -4,7 +4,8 @@ package slmcopilot
 
 import "embed"
 
-// Files holds the front door: frontdoor.sh and the nginx site template site.conf.tmpl.
+// Files holds the appliance script (appliance.sh), the front door it renders (frontdoor.sh,
+// site.conf.tmpl) and the readiness marker script (slm-copilot-ready).
 //
-//go:embed frontdoor.sh site.conf.tmpl
+//go:embed appliance.sh frontdoor.sh site.conf.tmpl slm-copilot-ready
 var Files embed.FS

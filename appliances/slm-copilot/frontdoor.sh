@@ -6,7 +6,6 @@
 # input leaves the files byte-identical. Passwords are read from stdin, never from arguments.
 
 FRONTDOOR_NGINX_GROUP="${FRONTDOOR_NGINX_GROUP:-www-data}"
-FRONTDOOR_ENGINE_USER="${FRONTDOOR_ENGINE_USER:-}"
 readonly FRONTDOOR_CERT_DAYS=3650
 readonly FRONTDOOR_RENEW_SECONDS=2592000
 
@@ -83,8 +82,7 @@ frontdoor_check_password() {
 # untouched (same bytes, same mtime) when the content is already the same.
 frontdoor_write_if_changed() {
   local file="$1" mode="$2"
-  cat >"${file}.tmp"
-  chmod "${mode}" "${file}.tmp"
+  cat >"${file}.tmp" && chmod "${mode}" "${file}.tmp" || frontdoor_fail "cannot write ${file}" || return
   if cmp -s "${file}.tmp" "${file}"; then
     rm -f "${file}.tmp"
   else
@@ -96,7 +94,8 @@ frontdoor_write_if_changed() {
 #   htpasswd      HTTP Basic credentials (bcrypt), readable by nginx's workers;
 #   secrets.conf  nginx maps for the Bearer check and the engine's key (root only);
 #   engine.key    the key nginx presents to the engine, so the client's credentials
-#                 never travel upstream (readable by the engine's user).
+#                 never travel upstream (root only; the engine gets it from its unit's
+#                 environment file).
 frontdoor_credentials() {
   local dir="$1" user="$2" password engine_key
   IFS= read -r password || [[ -n "${password}" ]] || true
@@ -121,9 +120,6 @@ frontdoor_credentials() {
     openssl rand -hex 32 >"${dir}/engine.key.tmp"
     chmod 0600 "${dir}/engine.key.tmp"
     mv -f "${dir}/engine.key.tmp" "${dir}/engine.key"
-  fi
-  if [[ -n "${FRONTDOOR_ENGINE_USER}" ]]; then
-    chown "${FRONTDOOR_ENGINE_USER}" "${dir}/engine.key"
   fi
   engine_key="$(cat "${dir}/engine.key")"
   frontdoor_write_if_changed "${dir}/secrets.conf" 0600 <<CONF

@@ -63,13 +63,17 @@ type Options struct {
 	Log io.Writer
 }
 
-// Files are the rendered front door and engine settings of one instance.
+// Files are what the appliance's configure stage wrote for one instance, below Dir (the
+// sandbox's root), and how the engine is started.
 type Files struct {
-	Dir       string   // instance directory, removed by Close
+	Dir       string   // instance directory and configure's root, removed by Close
 	Site      string   // the rendered nginx site (appliances/slm-copilot/site.conf.tmpl)
 	Secrets   string   // nginx maps holding the Bearer check and the engine key
 	Htpasswd  string   // HTTP Basic credentials
 	Cert, Key string   // TLS material
+	EngineKey string   // the key nginx presents to the engine
+	EngineEnv string   // the engine's environment file (LocalAI's settings on a VM)
+	Ready     string   // the readiness marker /readyz and /health follow
 	Model     string   // the GGUF the engine loads
 	Engine    []string // llama-server arguments
 	// HTTPSPort is the port of the TLS listener, for tamperings that rebuild a listen line.
@@ -152,7 +156,7 @@ func start(ctx context.Context, opts Options, llama string) (_ *Instance, err er
 	if in.EngineVersion, err = engineVersion(llama); err != nil {
 		return nil, err
 	}
-	if err := in.renderFrontDoor(ctx, enginePort, httpPort, httpsPort); err != nil {
+	if err := in.configureAppliance(ctx, enginePort, httpPort, httpsPort); err != nil {
 		return nil, err
 	}
 	in.CACert = in.Files.Cert
@@ -163,7 +167,7 @@ func start(ctx context.Context, opts Options, llama string) (_ *Instance, err er
 		"--model", in.Files.Model,
 		"--alias", opts.Model,
 		"--host", "127.0.0.1", "--port", strconv.Itoa(enginePort),
-		"--api-key-file", filepath.Join(dir, "creds", "engine.key"),
+		"--api-key-file", in.Files.EngineKey,
 		"--ctx-size", "16384", "--parallel", "4",
 		"--jinja", "--no-webui",
 	}
@@ -175,56 +179,44 @@ func start(ctx context.Context, opts Options, llama string) (_ *Instance, err er
 	if err := in.startEngine(ctx, llama, enginePort, opts.Log); err != nil {
 		return nil, err
 	}
+	if err := in.markReady(ctx); err != nil {
+		return nil, err
+	}
 	if err := in.startNginx(ctx, opts.Log, opts.Tamper == nil); err != nil {
 		return nil, err
 	}
 	return in, nil
 }
 
-// renderFrontDoor runs the appliance's frontdoor.sh the way the appliance does.
-func (in *Instance) renderFrontDoor(ctx context.Context, enginePort, httpPort, httpsPort int) error {
+// configureAppliance runs the appliance's own configure stage (appliance.sh) with the
+// instance directory as its root, then writes the nginx main configuration that a VM's
+// Debian nginx.conf would provide around the appliance's site.
+func (in *Instance) configureAppliance(ctx context.Context, enginePort, httpPort, httpsPort int) error {
 	dir := in.Files.Dir
 	appDir := filepath.Join(dir, "appliance")
 	if err := os.CopyFS(appDir, slmcopilot.Files); err != nil {
 		return fmt.Errorf("reference appliance: unpack appliance files: %w", err)
 	}
-	for _, d := range []string{"tls", "logs", "tmp"} {
+	for _, d := range []string{"logs", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return fmt.Errorf("reference appliance: %w", err)
 		}
 	}
-	f := &in.Files
-	f.Cert, f.Key = filepath.Join(dir, "tls", "cert.pem"), filepath.Join(dir, "tls", "key.pem")
-	f.Secrets, f.Htpasswd = filepath.Join(dir, "creds", "secrets.conf"), filepath.Join(dir, "creds", "htpasswd")
-	f.Site = filepath.Join(dir, "site.conf")
-	f.HTTPSPort = httpsPort
-	script := filepath.Join(appDir, "frontdoor.sh")
-	steps := []struct {
-		stdin string
-		args  []string
-	}{
-		{"", []string{"tls", f.Cert, f.Key, "127.0.0.1", "localhost"}},
-		{in.Password + "\n", []string{"credentials", filepath.Join(dir, "creds"), in.Username}},
-		{"", []string{"site", filepath.Join(appDir, "site.conf.tmpl"), f.Site,
-			"SECRETS_CONF=" + f.Secrets,
-			"HTPASSWD_FILE=" + f.Htpasswd,
-			"TLS_CERT=" + f.Cert,
-			"TLS_KEY=" + f.Key,
-			fmt.Sprintf("ENGINE_ADDR=127.0.0.1:%d", enginePort),
-			"ENGINE_HEALTH_PATH=/health",
-			fmt.Sprintf("HTTP_LISTEN=127.0.0.1:%d", httpPort),
-			fmt.Sprintf("HTTPS_LISTEN=127.0.0.1:%d", httpsPort),
-			fmt.Sprintf("HTTPS_REDIRECT_PORT=:%d", httpsPort),
-		}},
+	nginxDir := filepath.Join(dir, "etc", "nginx", "slm-copilot")
+	in.Files = Files{
+		Dir:       dir,
+		Site:      filepath.Join(dir, "etc", "nginx", "sites-available", "slm-copilot.conf"),
+		Secrets:   filepath.Join(nginxDir, "secrets.conf"),
+		Htpasswd:  filepath.Join(nginxDir, "htpasswd"),
+		Cert:      filepath.Join(nginxDir, "tls", "cert.pem"),
+		Key:       filepath.Join(nginxDir, "tls", "key.pem"),
+		EngineKey: filepath.Join(nginxDir, "engine.key"),
+		EngineEnv: filepath.Join(dir, "etc", "slm-copilot", "local-ai.env"),
+		Ready:     filepath.Join(dir, "run", "slm-copilot", "ready"),
+		HTTPSPort: httpsPort,
 	}
-	for _, s := range steps {
-		cmd := exec.CommandContext(ctx, "bash", append([]string{script}, s.args...)...)
-		cmd.Stdin = strings.NewReader(s.stdin)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("reference appliance: frontdoor.sh %s: %w: %s", s.args[0], err, out)
-		}
-	}
-	conf := fmt.Sprintf(`# Reference appliance main configuration; the site is the appliance's own.
+	mainConf := filepath.Join(dir, "nginx.conf")
+	conf := fmt.Sprintf(`# Reference appliance: what Debian's nginx.conf is on a VM; the site is the appliance's own.
 daemon off;
 worker_processes auto;
 %s
@@ -240,10 +232,33 @@ http {
     fastcgi_temp_path %[2]s/tmp/fastcgi;
     uwsgi_temp_path %[2]s/tmp/uwsgi;
     scgi_temp_path %[2]s/tmp/scgi;
-    include %[3]s;
+    include %[2]s/etc/nginx/sites-enabled/*.conf;
 }
-`, nginxUser(), dir, f.Site)
-	return os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644)
+`, nginxUser(), dir)
+	if err := os.WriteFile(mainConf, []byte(conf), 0o644); err != nil {
+		return fmt.Errorf("reference appliance: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, "bash", "-c", `set -eo pipefail; source "$1"; service_configure`, "configure", filepath.Join(appDir, "appliance.sh"))
+	cmd.Env = append(os.Environ(),
+		"SLM_ROOT="+dir,
+		fmt.Sprintf("SLM_HTTP_LISTEN=127.0.0.1:%d", httpPort),
+		fmt.Sprintf("SLM_HTTPS_LISTEN=127.0.0.1:%d", httpsPort),
+		fmt.Sprintf("SLM_ENGINE_ADDR=127.0.0.1:%d", enginePort),
+		"SLM_ENGINE_HEALTH_PATH=/health", // llama-server's; LocalAI's is /readyz
+		"SLM_NGINX_CONF="+mainConf,
+		"SLM_ADDRESSES=127.0.0.1 localhost",
+		"ONEAPP_COPILOT_PASSWORD="+in.Password,
+		"ONEAPP_COPILOT_CONTEXT_SIZE=16384",
+	)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("reference appliance: appliance.sh configure: %w: %s", err, in.redact(string(out)))
+	}
+	return nil
+}
+
+// redact hides the password in output quoted in errors.
+func (in *Instance) redact(s string) string {
+	return strings.ReplaceAll(s, in.Password, "[REDACTED]")
 }
 
 // nginxUser runs workers as Debian's www-data, as on the appliance, when we are root.
@@ -515,10 +530,23 @@ func (l *limitedBuffer) String() string {
 	return l.buf.String()
 }
 
-// StopEngine kills the engine but leaves the front door up, as when the engine crashes;
-// tests use it to see health checks notice.
+// StopEngine stops the engine but leaves the front door up, as when the engine crashes:
+// like local-ai.service's ExecStopPost it removes the readiness marker. Tests use it to see
+// health checks notice.
 func (in *Instance) StopEngine() {
 	if len(in.procs) > 0 {
 		in.procs[0].stop()
 	}
+	_ = os.Remove(in.Files.Ready)
+}
+
+// markReady runs the appliance's slm-copilot-ready, as local-ai.service's ExecStartPost does:
+// it marks the instance ready once the engine has answered a real completion.
+func (in *Instance) markReady(ctx context.Context) error {
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(in.Files.Dir, "appliance", "slm-copilot-ready"))
+	cmd.Env = append(os.Environ(), "SLM_ENGINE_ENV="+in.Files.EngineEnv, "SLM_READY_MARKER="+in.Files.Ready, "SLM_READY_TIMEOUT=60")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("reference appliance: slm-copilot-ready: %w: %s", err, out)
+	}
+	return nil
 }

@@ -81,7 +81,7 @@ func TestHealthFollowsEngine(t *testing.T) {
 	require.Equal(t, http.StatusOK, status(t, c, in.Endpoint+"/readyz", ""))
 	in.StopEngine()
 	for _, path := range []string{"/readyz", "/health"} {
-		assert.Equal(t, http.StatusBadGateway, status(t, c, in.Endpoint+path, ""), "%s with the engine down", path)
+		assert.Equal(t, http.StatusServiceUnavailable, status(t, c, in.Endpoint+path, ""), "%s with the engine stopped", path)
 	}
 }
 
