@@ -100,7 +100,7 @@ func faults() []fault {
 		},
 		{
 			name:   "version_disclosed",
-			tamper: edit(site, "server_tokens off;", "server_tokens on;", "server_tokens off;", "server_tokens on;"),
+			tamper: func(f *reference.Files) error { return replaceN(f.Site, "server_tokens off;", "server_tokens on;", 2) },
 			fails:  map[string]string{"TestNoVersionDisclosure/health": "server_tokens", "TestNoVersionDisclosure/malformed_request": "server_tokens"},
 			// Every response of the front door now carries the version.
 			mayFail: []string{"TestNoVersionDisclosure"},
@@ -216,7 +216,7 @@ func faults() []fault {
 			"POST_v1_completions": "/v1/completions", "POST_v1_embeddings": "/v1/embeddings"}[route]
 		fs = append(fs, fault{
 			name:   "auth_off_on_" + route,
-			tamper: edit(site, "    location / {", fmt.Sprintf("    location = %s {\n        proxy_pass http://slm_copilot_engine;\n    }\n\n    location / {", path)),
+			tamper: edit(site, "    location / {\n        auth_basic", fmt.Sprintf("    location = %s {\n        proxy_pass http://slm_copilot_engine;\n    }\n\n    location / {\n        auth_basic", path)),
 			fails: map[string]string{
 				"TestAuthentication/" + route + "/none":         "expected 401",
 				"TestAuthentication/" + route + "/wrong_basic":  "expected 401",
@@ -306,15 +306,22 @@ func edit(file func(*reference.Files) string, pairs ...string) func(*reference.F
 	}
 }
 
+// replace replaces the one occurrence of old in path; none or several is an error, so an
+// edit cannot silently miss or hit the wrong place.
 func replace(path, old, new string) error {
+	return replaceN(path, old, new, 1)
+}
+
+// replaceN replaces old, which must occur exactly n times.
+func replaceN(path, old, new string, n int) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
-	if !strings.Contains(string(b), old) {
-		return fmt.Errorf("%s does not contain %q", path, old)
+	if c := strings.Count(string(b), old); c != n {
+		return fmt.Errorf("%s contains %q %d times, want %d", path, old, c, n)
 	}
-	return os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o600)
+	return os.WriteFile(path, []byte(strings.ReplaceAll(string(b), old, new)), 0o600)
 }
 
 // certificate replaces the instance's TLS pair with one valid from notBefore to notAfter

@@ -193,14 +193,9 @@ func start(ctx context.Context, opts Options, llama string) (_ *Instance, err er
 // Debian nginx.conf would provide around the appliance's site.
 func (in *Instance) configureAppliance(ctx context.Context, enginePort, httpPort, httpsPort int) error {
 	dir := in.Files.Dir
-	appDir := filepath.Join(dir, "appliance")
-	if err := os.CopyFS(appDir, slmcopilot.Files); err != nil {
-		return fmt.Errorf("reference appliance: unpack appliance files: %w", err)
-	}
-	for _, d := range []string{"logs", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return fmt.Errorf("reference appliance: %w", err)
-		}
+	mainConf, err := PrepareSandbox(dir)
+	if err != nil {
+		return fmt.Errorf("reference appliance: %w", err)
 	}
 	nginxDir := filepath.Join(dir, "etc", "nginx", "slm-copilot")
 	in.Files = Files{
@@ -215,8 +210,39 @@ func (in *Instance) configureAppliance(ctx context.Context, enginePort, httpPort
 		Ready:     filepath.Join(dir, "run", "slm-copilot", "ready"),
 		HTTPSPort: httpsPort,
 	}
-	mainConf := filepath.Join(dir, "nginx.conf")
-	conf := fmt.Sprintf(`# Reference appliance: what Debian's nginx.conf is on a VM; the site is the appliance's own.
+	cmd := ConfigureCommand(ctx, dir, mainConf,
+		fmt.Sprintf("SLM_HTTP_LISTEN=127.0.0.1:%d", httpPort),
+		fmt.Sprintf("SLM_HTTPS_LISTEN=127.0.0.1:%d", httpsPort),
+		fmt.Sprintf("SLM_ENGINE_ADDR=127.0.0.1:%d", enginePort),
+		"SLM_ENGINE_HEALTH_PATH=/health", // llama-server's; LocalAI's is /readyz
+		"SLM_ADDRESSES=127.0.0.1 localhost",
+		"ONEAPP_COPILOT_PASSWORD="+in.Password,
+		"ONEAPP_COPILOT_CONTEXT_SIZE=16384",
+	)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("reference appliance: appliance.sh configure: %w: %s", err, in.redact(string(out)))
+	}
+	return nil
+}
+
+// PrepareSandbox makes root a place where appliance.sh's stages can run: the appliance's
+// files unpacked at root/appliance, and an nginx main configuration (returned) that stands
+// for Debian's on a VM, including the sites the appliance enables below root.
+func PrepareSandbox(root string) (mainConf string, err error) {
+	if err := os.CopyFS(filepath.Join(root, "appliance"), slmcopilot.Files); err != nil {
+		return "", fmt.Errorf("unpack appliance files: %w", err)
+	}
+	for _, d := range []string{"logs", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	mainConf = filepath.Join(root, "nginx.conf")
+	return mainConf, os.WriteFile(mainConf, []byte(mainConfText(root)), 0o644)
+}
+
+func mainConfText(root string) string {
+	return fmt.Sprintf(`# Sandbox nginx.conf: what Debian's is on a VM; the site is the appliance's own.
 daemon off;
 worker_processes auto;
 %s
@@ -234,26 +260,22 @@ http {
     scgi_temp_path %[2]s/tmp/scgi;
     include %[2]s/etc/nginx/sites-enabled/*.conf;
 }
-`, nginxUser(), dir)
-	if err := os.WriteFile(mainConf, []byte(conf), 0o644); err != nil {
-		return fmt.Errorf("reference appliance: %w", err)
-	}
-	cmd := exec.CommandContext(ctx, "bash", "-c", `set -eo pipefail; source "$1"; service_configure`, "configure", filepath.Join(appDir, "appliance.sh"))
-	cmd.Env = append(os.Environ(),
-		"SLM_ROOT="+dir,
-		fmt.Sprintf("SLM_HTTP_LISTEN=127.0.0.1:%d", httpPort),
-		fmt.Sprintf("SLM_HTTPS_LISTEN=127.0.0.1:%d", httpsPort),
-		fmt.Sprintf("SLM_ENGINE_ADDR=127.0.0.1:%d", enginePort),
-		"SLM_ENGINE_HEALTH_PATH=/health", // llama-server's; LocalAI's is /readyz
-		"SLM_NGINX_CONF="+mainConf,
-		"SLM_ADDRESSES=127.0.0.1 localhost",
-		"ONEAPP_COPILOT_PASSWORD="+in.Password,
-		"ONEAPP_COPILOT_CONTEXT_SIZE=16384",
-	)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("reference appliance: appliance.sh configure: %w: %s", err, in.redact(string(out)))
-	}
-	return nil
+`, nginxUser(), root)
+}
+
+// ConfigureCommand runs appliance.sh's configure stage (unpacked at root/appliance) with root
+// as its SLM_ROOT and mainConf as the nginx configuration it checks; env adds ONEAPP_* and
+// layout variables.
+func ConfigureCommand(ctx context.Context, root, mainConf string, env ...string) *exec.Cmd {
+	return StageCommand(ctx, root, "service_configure", append([]string{"SLM_NGINX_CONF=" + mainConf}, env...)...)
+}
+
+// StageCommand runs one function of appliance.sh (unpacked at root/appliance) with root as SLM_ROOT.
+func StageCommand(ctx context.Context, root, function string, env ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "bash", "-c", `set -eo pipefail; source "$1"; shift; "$@"`,
+		"stage", filepath.Join(root, "appliance", "appliance.sh"), function)
+	cmd.Env = append(append(os.Environ(), "SLM_ROOT="+root), env...)
+	return cmd
 }
 
 // redact hides the password in output quoted in errors.
