@@ -37,11 +37,16 @@ certify: deps ## certify ENDPOINT with PASSWORD (no ENDPOINT: the embedded refer
 test: deps lint ## run the project's tests: every check, and proof that each one can fail
 	go test -count=1 -timeout 25m ./...
 
-lint: deps ## gofmt, go vet and shellcheck on every shell script
+# Every tracked file that starts with a bash shebang, whatever its name.
+SHELL_SCRIPTS = $$(git ls-files | xargs grep -lE '^\#!/usr/bin/env bash|^\#!/bin/bash' 2>/dev/null)
+YAML_RULES := {extends: default, rules: {line-length: disable}}
+
+lint: deps ## gofmt, go vet, shellcheck on every shell script, yamllint (marketplace rules)
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 	  if [[ -n "$$unformatted" ]]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	go vet ./...
-	shellcheck $$(git ls-files '*.sh' .ci/run)
+	shellcheck -x $(SHELL_SCRIPTS)
+	yamllint -d '$(YAML_RULES)' $$(git ls-files '*.yaml' '*.yml')
 
 clean: ## remove build output and what interrupted reference appliances left in $TMPDIR
 	rm -rf $(BIN)

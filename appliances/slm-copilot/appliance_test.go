@@ -239,3 +239,25 @@ func parseCert(t *testing.T, pemText string) *x509.Certificate {
 	require.NoError(t, err)
 	return c
 }
+
+// TestBootstrapPublishesEndpoint: bootstrap publishes the endpoint through OneGate, as the
+// deploy suite reads it from the VM's user template.
+func TestBootstrapPublishesEndpoint(t *testing.T) {
+	t.Parallel()
+	s := newSandbox(t)
+	out, err := s.configure(t, "ONEAPP_COPILOT_DOMAIN=copilot.example.com")
+	require.NoError(t, err, out)
+	bin := t.TempDir()
+	record := filepath.Join(bin, "args")
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "onegate"), []byte("#!/bin/sh\nprintf '%s\\n' \"$@\" > "+record+"\n"), 0o755))
+	out, err = stage(t, s.root, "publish_endpoint", []string{
+		"PATH=" + bin + ":" + os.Getenv("PATH"), "ONEGATE_ENDPOINT=http://onegate.invalid:5030",
+		"SLM_ADDRESSES=10.0.0.5", "ONEAPP_COPILOT_DOMAIN=copilot.example.com",
+	})
+	require.NoError(t, err, out)
+	assert.Equal(t, "vm\nupdate\n--data\nONEAPP_COPILOT_API_ENDPOINT=https://copilot.example.com\n", readFile(t, record))
+
+	out, err = stage(t, s.root, "publish_endpoint", []string{"SLM_ADDRESSES=10.0.0.5"})
+	require.NoError(t, err, "without OneGate, bootstrap goes on: %s", out)
+	assert.Contains(t, out, "OneGate not available")
+}
