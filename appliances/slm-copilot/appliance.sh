@@ -294,7 +294,8 @@ configure_tls() {
 render_site() {
     local cert="$1" key="$2" redirect_port=""
     [[ "${SLM_HTTPS_LISTEN##*:}" == "443" ]] || redirect_port=":${SLM_HTTPS_LISTEN##*:}"
-    mkdir -p "${P_ACME}" "$(dirname "${P_SITE}")" "$(dirname "${P_SITE_LINK}")"
+    mkdir -p "$(dirname "${P_SITE}")" "$(dirname "${P_SITE_LINK}")"
+    install -d -m 0755 "${P_ACME}" # nginx's workers serve the ACME challenges from it
     frontdoor_render_site "${APPLIANCE_DIR}/site.conf.tmpl" "${P_SITE}" \
         "SECRETS_CONF=${P_NGINX}/secrets.conf" \
         "HTPASSWD_FILE=${P_NGINX}/htpasswd" \

@@ -225,14 +225,20 @@ func (in *Instance) configureAppliance(ctx context.Context, enginePort, httpPort
 	return nil
 }
 
-// PrepareSandbox makes root a place where appliance.sh's stages can run: the appliance's
-// files unpacked at root/appliance, and an nginx main configuration (returned) that stands
-// for Debian's on a VM, including the sites the appliance enables below root.
+// vmDirs are directories a VM's base system already has (mode 0755), so the stages, which
+// run under umask 0077, do not create them root-only.
+var vmDirs = []string{"etc/nginx/sites-available", "etc/nginx/sites-enabled", "etc/one-appliance",
+	"var/lib", "var/log", "var/www", "run", "opt/local-ai/models", "usr/local/bin", "logs", "tmp"}
+
+// PrepareSandbox makes root a place where appliance.sh's stages can run: the base
+// directories of a VM, the appliance's files unpacked at root/appliance, and an nginx main
+// configuration (returned) that stands for Debian's, including the sites the appliance
+// enables below root.
 func PrepareSandbox(root string) (mainConf string, err error) {
 	if err := os.CopyFS(filepath.Join(root, "appliance"), slmcopilot.Files); err != nil {
 		return "", fmt.Errorf("unpack appliance files: %w", err)
 	}
-	for _, d := range []string{"logs", "tmp"} {
+	for _, d := range vmDirs {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			return "", err
 		}
@@ -270,9 +276,10 @@ func ConfigureCommand(ctx context.Context, root, mainConf string, env ...string)
 	return StageCommand(ctx, root, "service_configure", append([]string{"SLM_NGINX_CONF=" + mainConf}, env...)...)
 }
 
-// StageCommand runs one function of appliance.sh (unpacked at root/appliance) with root as SLM_ROOT.
+// StageCommand runs one function of appliance.sh (unpacked at root/appliance) with root as
+// SLM_ROOT, under one-apps' umask 0077, so a file nginx cannot read shows up here too.
 func StageCommand(ctx context.Context, root, function string, env ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "bash", "-c", `set -eo pipefail; source "$1"; shift; "$@"`,
+	cmd := exec.CommandContext(ctx, "bash", "-c", `set -eo pipefail; umask 0077; source "$1"; shift; "$@"`,
 		"stage", filepath.Join(root, "appliance", "appliance.sh"), function)
 	cmd.Env = append(append(os.Environ(), "SLM_ROOT="+root), env...)
 	return cmd
