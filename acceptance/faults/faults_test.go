@@ -179,7 +179,7 @@ func faults() []fault {
 		},
 		{
 			name:   "stream_terminator_missing",
-			tamper: edit(site, "proxy_pass http://slm_copilot_engine;\n    }", "proxy_pass http://slm_copilot_engine;\n        sub_filter 'data: [DONE]' '';\n        sub_filter_once off;\n        sub_filter_types text/event-stream;\n    }"),
+			tamper: rewriteBodies(`data: [DONE]`, ``, "text/event-stream"),
 			fails:  map[string]string{"TestChatStream/done_terminator": "[DONE]", "TestClineRequest/task": "[DONE]"},
 		},
 		{
@@ -190,7 +190,7 @@ func faults() []fault {
 		},
 		{
 			name:   "engine_error_as_content",
-			tamper: edit(site, "proxy_pass http://slm_copilot_engine;\n    }", "proxy_pass http://slm_copilot_engine;\n        sub_filter '\"content\":\"' '\"content\":\"Internal error: injected ';\n        sub_filter_once off;\n        sub_filter_types application/json text/event-stream;\n    }"),
+			tamper: rewriteBodies(`"content":"`, `"content":"Internal error: injected `, "application/json text/event-stream"),
 			fails:  map[string]string{"TestChatCompletion": "reported an error", "TestChatStream/no_engine_error": "reported an error", "TestClineRequest/task": "reported an error"},
 		},
 		{
@@ -322,6 +322,13 @@ func replaceN(path, old, new string, n int) error {
 		return fmt.Errorf("%s contains %q %d times, want %d", path, old, c, n)
 	}
 	return os.WriteFile(path, []byte(strings.ReplaceAll(string(b), old, new)), 0o600)
+}
+
+// rewriteBodies makes nginx rewrite from into to in the engine's responses of the given
+// content types, as a broken proxy or engine would.
+func rewriteBodies(from, to, types string) func(*reference.Files) error {
+	const anchor = "proxy_pass http://slm_copilot_engine;\n    }"
+	return edit(site, anchor, fmt.Sprintf("proxy_pass http://slm_copilot_engine;\n        sub_filter '%s' '%s';\n        sub_filter_once off;\n        sub_filter_types %s;\n    }", from, to, types))
 }
 
 // certificate replaces the instance's TLS pair with one valid from notBefore to notAfter
