@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	slmcopilot "github.com/slm-copilot/slm-copilot/appliances/slm-copilot"
 	"github.com/slm-copilot/slm-copilot/fixtures/gguf"
 	"github.com/slm-copilot/slm-copilot/helpers/reference"
 )
@@ -78,9 +79,7 @@ func stage(t *testing.T, root, function string, env []string, args ...string) (s
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := reference.StageCommand(ctx, root, function, env...)
-	cmd.Args = append(cmd.Args, args...)
-	out, err := cmd.CombinedOutput()
+	out, err := slmcopilot.Command(ctx, root, function, env, args...).CombinedOutput()
 	return string(out), err
 }
 

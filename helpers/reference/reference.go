@@ -235,8 +235,8 @@ var vmDirs = []string{"etc/nginx/sites-available", "etc/nginx/sites-enabled", "e
 // configuration (returned) that stands for Debian's, including the sites the appliance
 // enables below root.
 func PrepareSandbox(root string) (mainConf string, err error) {
-	if err := os.CopyFS(filepath.Join(root, "appliance"), slmcopilot.Files); err != nil {
-		return "", fmt.Errorf("unpack appliance files: %w", err)
+	if err := slmcopilot.Unpack(filepath.Join(root, "appliance")); err != nil {
+		return "", err
 	}
 	for _, d := range vmDirs {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
@@ -273,16 +273,7 @@ http {
 // as its SLM_ROOT and mainConf as the nginx configuration it checks; env adds ONEAPP_* and
 // layout variables.
 func ConfigureCommand(ctx context.Context, root, mainConf string, env ...string) *exec.Cmd {
-	return StageCommand(ctx, root, "service_configure", append([]string{"SLM_NGINX_CONF=" + mainConf}, env...)...)
-}
-
-// StageCommand runs one function of appliance.sh (unpacked at root/appliance) with root as
-// SLM_ROOT, under one-apps' umask 0077, so a file nginx cannot read shows up here too.
-func StageCommand(ctx context.Context, root, function string, env ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "bash", "-c", `set -eo pipefail; umask 0077; source "$1"; shift; "$@"`,
-		"stage", filepath.Join(root, "appliance", "appliance.sh"), function)
-	cmd.Env = append(append(os.Environ(), "SLM_ROOT="+root), env...)
-	return cmd
+	return slmcopilot.Command(ctx, root, "service_configure", append([]string{"SLM_NGINX_CONF=" + mainConf}, env...))
 }
 
 // redact hides the password in output quoted in errors.
