@@ -12,14 +12,18 @@ render_user_data() {
   sed "s|@ROOT_PASSWORD_HASH@|${hash}|" "${HERE}/cloud-init.yml" >"${out}"
 }
 
+WORK=""
+remove_work() {
+  [[ -z "${WORK}" ]] || rm -rf "${WORK}"
+}
+
 main() {
   : "${BUILD_PASSWORD:?BUILD_PASSWORD must be set}" "${SEED_ISO:?SEED_ISO must be set}"
-  local work
-  work="$(mktemp -d)"
-  trap 'rm -rf "${work}"' EXIT
-  render_user_data "${work}/user-data"
-  printf 'instance-id: slm-copilot-build\nlocal-hostname: slm-copilot-build\n' >"${work}/meta-data"
-  cloud-localds "${SEED_ISO}" "${work}/user-data" "${work}/meta-data"
+  WORK="$(mktemp -d)"
+  trap remove_work EXIT
+  render_user_data "${WORK}/user-data"
+  printf 'instance-id: slm-copilot-build\nlocal-hostname: slm-copilot-build\n' >"${WORK}/meta-data"
+  cloud-localds "${SEED_ISO}" "${WORK}/user-data" "${WORK}/meta-data"
   echo "seed ISO written: ${SEED_ISO}"
 }
 
