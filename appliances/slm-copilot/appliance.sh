@@ -393,6 +393,14 @@ service_configure() {
 
 # --- install (inside the image build, with internet) ----------------------------------------
 
+# print_sources prints the build's sources as NAME=VALUE lines, for the build manifest.
+print_sources() {
+    local name
+    for name in LOCALAI_VERSION LOCALAI_BACKEND_IMAGE MODEL_URL MODEL_FILE MODEL_SHA256 MODEL_SIZE; do
+        printf '%s=%s\n' "${name}" "${!name}"
+    done
+}
+
 # download_verified URL DEST SHA256 [SIZE] downloads with resume into DEST.part and moves it to
 # DEST only when size and sha256 match; an interrupted download resumes on the next run.
 download_verified() {

@@ -1,0 +1,199 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gruntwork-io/terratest/modules/packer"
+	teststructure "github.com/gruntwork-io/terratest/modules/test-structure"
+	"github.com/stretchr/testify/require"
+
+	slmcopilot "github.com/slm-copilot/slm-copilot/appliances/slm-copilot"
+	"github.com/slm-copilot/slm-copilot/helpers/buildhost"
+	"github.com/slm-copilot/slm-copilot/helpers/image"
+)
+
+// layout names the files of one build under -work-dir.
+type layout struct {
+	root, inputs, oneApps, base, contextDeb, seed, output, raw, dist, final string
+}
+
+func newLayout() layout {
+	l := layout{root: *workDir}
+	l.inputs = filepath.Join(l.root, "inputs")
+	l.oneApps = filepath.Join(l.inputs, "one-apps")
+	l.base = filepath.Join(l.inputs, *baseImage)
+	l.contextDeb = filepath.Join(l.inputs, filepath.Base(*contextURL))
+	l.seed = filepath.Join(l.root, "seed.iso")
+	l.output = filepath.Join(l.root, "output")
+	l.raw = filepath.Join(l.output, "slm-copilot.qcow2")
+	l.dist = filepath.Join(l.root, "dist")
+	l.final = filepath.Join(l.dist, fmt.Sprintf("slm-copilot-%s.qcow2", *version))
+	return l
+}
+
+// TestBuild builds the marketplace image. Each stage can be skipped with SKIP_<stage>=1 to
+// reuse what an earlier run left in -work-dir (inputs are cached and verified anyway).
+func TestBuild(t *testing.T) {
+	if !*buildFlag {
+		t.Skip("TestBuild builds the whole image and needs a build host (KVM, 60 GB, internet, hours): run `make build` or pass -args -build")
+	}
+	l := newLayout()
+	require.NoError(t, os.MkdirAll(l.inputs, 0o755))
+	began := time.Now()
+	stage := func(name string, run func()) {
+		teststructure.RunTestStage(t, name, func() {
+			t.Logf("stage %s: starting (build time %s)", name, time.Since(began).Round(time.Second))
+			run()
+			t.Logf("stage %s: done (build time %s)", name, time.Since(began).Round(time.Second))
+		})
+	}
+	stage("preflight", func() { preflight(t, l) })
+	stage("inputs", func() { fetchInputs(t, l) })
+	stage("packer", func() { runBuild(t, l) })
+	stage("finish", func() { finish(t, l) })
+	stage("verify", func() { verify(t, l) })
+}
+
+func preflight(t *testing.T, l layout) {
+	home, _ := os.UserHomeDir()
+	problems := buildhost.Check(buildhost.Requirements{
+		Packer:       *packerBinary,
+		PluginDir:    filepath.Join(home, ".config", "packer", "plugins", "github.com", "hashicorp", "qemu"),
+		Accelerator:  *accelerator,
+		KVMDevice:    "/dev/kvm",
+		WorkDir:      l.root,
+		MinFreeBytes: *minFreeGB << 30,
+	})
+	if *contextSHA256 == "" {
+		problems = append(problems, buildhost.Problem{What: "the one-context package has no pinned sha256", Fix: "pass -context-sha256=<sha256 of " + *contextURL + ">"})
+	}
+	require.NoError(t, buildhost.Error(problems))
+}
+
+// appliance runs one of appliance.sh's download helpers with the work dir as its root.
+func appliance(t *testing.T, l layout, function string, args ...string) string {
+	t.Helper()
+	require.NoError(t, os.RemoveAll(filepath.Join(l.root, "appliance")))
+	require.NoError(t, slmcopilot.Unpack(filepath.Join(l.root, "appliance")))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
+	defer cancel()
+	cmd := slmcopilot.Command(ctx, l.root, function, nil, args...)
+	var out strings.Builder
+	cmd.Stdout = &out
+	cmd.Stderr = os.Stderr // curl's progress bar
+	require.NoError(t, cmd.Run(), "%s %v", function, args)
+	return strings.TrimSpace(out.String())
+}
+
+func fetchInputs(t *testing.T, l layout) {
+	sha := appliance(t, l, "release_checksum", *baseURL+"/SHA256SUMS", *baseImage)
+	t.Logf("base image %s: sha256 %s (from %s/SHA256SUMS)", *baseImage, sha, *baseURL)
+	appliance(t, l, "download_verified", *baseURL+"/"+*baseImage, l.base, sha)
+	appliance(t, l, "download_verified", *contextURL, l.contextDeb, *contextSHA256)
+	checkoutOneApps(t, l.oneApps)
+}
+
+// checkoutOneApps clones one-apps once and checks out the pinned ref.
+func checkoutOneApps(t *testing.T, dir string) {
+	git := func(args ...string) string {
+		out, err := exec.Command("git", args...).CombinedOutput()
+		require.NoError(t, err, "git %v: %s", args, out)
+		return strings.TrimSpace(string(out))
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".git")); err != nil {
+		git("clone", "--quiet", *oneAppsRepo, dir)
+	} else {
+		git("-C", dir, "fetch", "--quiet", "--tags", "origin")
+	}
+	git("-C", dir, "checkout", "--quiet", "--detach", *oneAppsRef)
+	t.Logf("one-apps at %s (%s)", *oneAppsRef, git("-C", dir, "rev-parse", "HEAD"))
+}
+
+// transientErrors are Packer failures worth one more try: the network, not the build.
+var transientErrors = map[string]string{
+	"(?i)connection reset by peer":                "network connection reset",
+	"(?i)temporary failure in name resolution":    "DNS failure",
+	"(?i)TLS handshake timeout":                   "TLS handshake timeout",
+	"(?i)Could not resolve host|Failed to fetch":  "package mirror unreachable",
+	"(?i)Timeout waiting for SSH.*handshake fail": "SSH handshake failed while booting",
+}
+
+func runBuild(t *testing.T, l layout) {
+	require.NoError(t, os.RemoveAll(l.output), "Packer wants a fresh output directory")
+	vars := map[string]string{
+		"base_image": l.base, "seed_iso": l.seed, "output_dir": l.output, "accelerator": *accelerator,
+		"cpus": fmt.Sprint(*cpus), "memory": fmt.Sprint(*memoryMiB), "disk_size": *diskSize, "version": *version,
+		"appliance_dir": filepath.Join(repoRoot(), "appliances", "slm-copilot"),
+		"one_apps_dir":  l.oneApps, "context_package": l.contextDeb,
+	}
+	packer.BuildArtifact(t, &packer.Options{
+		Template:                   ".",
+		WorkingDir:                 packerDir(),
+		Vars:                       vars,
+		VarFiles:                   []string{secretVarFile(t, randomPassword(t))},
+		Env:                        map[string]string{"PATH": filepath.Dir(*packerBinary) + ":" + os.Getenv("PATH"), "CHECKPOINT_DISABLE": "1"},
+		RetryableErrors:            transientErrors,
+		MaxRetries:                 2,
+		TimeBetweenRetries:         time.Minute,
+		DisableTemporaryPluginPath: true, // the plugin `make deps` installed
+	})
+	require.FileExists(t, l.raw, "Packer finished without %s", l.raw)
+}
+
+func finish(t *testing.T, l layout) {
+	require.NoError(t, os.MkdirAll(l.dist, 0o755))
+	versions := map[string]string{"appliance": *version, "base_image": *baseImage, "one_apps": *oneAppsRef}
+	for k, v := range sources(t, l) {
+		versions[strings.ToLower(k)] = v
+	}
+	m, err := image.Finish(context.Background(), l.raw, l.final, versions, time.Now())
+	require.NoError(t, err)
+	t.Logf("image %s: virtual %d bytes, file %d bytes, sha256 %s", l.final, m.VirtualSize, m.FileSize, m.Checksums.SHA256)
+	yml := *marketplaceYML
+	if yml == "" {
+		files, err := filepath.Glob(filepath.Join(repoRoot(), "appliances", "slm-copilot", "*-*-*-*-*.yaml"))
+		require.NoError(t, err)
+		require.Len(t, files, 1, "one marketplace YAML expected")
+		yml = files[0]
+	}
+	require.NoError(t, image.UpdateMarketplace(yml, m, *publishURL))
+	t.Logf("updated %s", yml)
+}
+
+// sources are appliance.sh's build sources (LocalAI version, backend image, model).
+func sources(t *testing.T, l layout) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, line := range strings.Split(appliance(t, l, "print_sources"), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func verify(t *testing.T, l layout) {
+	ctx := context.Background()
+	require.NoError(t, image.Check(ctx, l.final))
+	info, err := image.Inspect(ctx, l.final)
+	require.NoError(t, err)
+	require.Equal(t, "qcow2", info.Format)
+	t.Logf("verified %s: qcow2, virtual size %d bytes", l.final, info.VirtualSize)
+	if _, err := exec.LookPath("virt-ls"); err != nil {
+		t.Logf("libguestfs (virt-ls) not installed: not looking inside the image")
+		return
+	}
+	model := "/opt/local-ai/models/" + sources(t, l)["MODEL_FILE"]
+	for _, path := range []string{"/etc/one-appliance/service.d/appliance.sh", "/usr/local/bin/local-ai", model} {
+		out, err := exec.CommandContext(ctx, "virt-ls", "-a", l.final, filepath.Dir(path)).CombinedOutput()
+		require.NoError(t, err, "virt-ls %s: %s", path, out)
+		require.Contains(t, string(out), filepath.Base(path), "%s missing from the image", path)
+	}
+}
