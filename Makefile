@@ -14,12 +14,17 @@ export SLM_COPILOT_CACHE    ?= /var/cache/slm-copilot
 
 BIN := bin
 
+# Build settings (see `go test ./build -args -h`): BUILD_FLAGS='-accelerator=tcg -context-sha256=...'
+BUILD_FLAGS ?=
+BUILD_DIR   ?= $(SLM_COPILOT_CACHE)/build
+BUILD_TEST  := go test ./build -run 'TestBuild$$' -timeout 4h -v -count=1
+
 CERTIFY_FLAGS := -model=$(MODEL) \
 	$(if $(ENDPOINT),-endpoint=$(ENDPOINT)) \
 	$(if $(HTTP_ENDPOINT),-http-endpoint=$(HTTP_ENDPOINT)) \
 	$(if $(CA_CERT),-ca-cert=$(CA_CERT))
 
-.PHONY: help deps serve certify test lint clean
+.PHONY: help deps serve certify test lint build checksum test-smoke-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -48,6 +53,15 @@ lint: deps ## gofmt, go vet, shellcheck on every shell script, yamllint (marketp
 	shellcheck -x $(SHELL_SCRIPTS)
 	yamllint -d '$(YAML_RULES)' $$(git ls-files '*.yaml' '*.yml')
 
-clean: ## remove build output and what interrupted reference appliances left in $TMPDIR
-	rm -rf $(BIN)
+build: deps ## build the marketplace image on a build host (BUILD_FLAGS, BUILD_DIR)
+	$(BUILD_TEST) -args -build -work-dir=$(BUILD_DIR) $(BUILD_FLAGS)
+
+checksum: ## redo the finish stage on the last build: compress, checksums, manifest, marketplace YAML
+	SKIP_preflight=1 SKIP_inputs=1 SKIP_packer=1 $(BUILD_TEST) -args -build -work-dir=$(BUILD_DIR) $(BUILD_FLAGS)
+
+test-smoke-build: deps ## the Packer QEMU pipeline end to end under TCG, on a small Debian image made here
+	go test ./build -run 'TestSmokeBuild$$' -timeout 60m -v -count=1 -args -smoke
+
+clean: ## remove build outputs (not the cached inputs) and leftovers of killed reference appliances
+	rm -rf $(BIN) $(BUILD_DIR)/output $(BUILD_DIR)/dist $(BUILD_DIR)/seed.iso
 	go run ./fixtures/serve -sweep

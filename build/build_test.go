@@ -56,9 +56,16 @@ func TestBuild(t *testing.T) {
 	}
 	stage("preflight", func() { preflight(t, l) })
 	stage("inputs", func() { fetchInputs(t, l) })
-	stage("packer", func() { runBuild(t, l) })
-	stage("finish", func() { finish(t, l) })
-	stage("verify", func() { verify(t, l) })
+	stage("packer", func() {
+		runBuild(t, l, map[string]string{
+			"accelerator": *accelerator, "cpus": fmt.Sprint(*cpus), "memory": fmt.Sprint(*memoryMiB), "disk_size": *diskSize,
+			"one_apps_dir": l.oneApps, "context_package": l.contextDeb,
+		})
+	})
+	stage("finish", func() { finish(t, l, marketplaceFile(t)) })
+	stage("verify", func() {
+		verify(t, l, "/etc/one-appliance/service.d/appliance.sh", "/usr/local/bin/local-ai", "/opt/local-ai/models/"+sources(t, l)["MODEL_FILE"])
+	})
 }
 
 func preflight(t *testing.T, l layout) {
@@ -125,18 +132,20 @@ var transientErrors = map[string]string{
 	"(?i)Timeout waiting for SSH.*handshake fail": "SSH handshake failed while booting",
 }
 
-func runBuild(t *testing.T, l layout) {
+// runBuild runs both Packer builds (seed ISO, then QEMU) with the layout's paths and vars.
+func runBuild(t *testing.T, l layout, vars map[string]string) {
 	require.NoError(t, os.RemoveAll(l.output), "Packer wants a fresh output directory")
-	vars := map[string]string{
-		"base_image": l.base, "seed_iso": l.seed, "output_dir": l.output, "accelerator": *accelerator,
-		"cpus": fmt.Sprint(*cpus), "memory": fmt.Sprint(*memoryMiB), "disk_size": *diskSize, "version": *version,
+	all := map[string]string{
+		"base_image": l.base, "seed_iso": l.seed, "output_dir": l.output, "version": *version,
 		"appliance_dir": filepath.Join(repoRoot(), "appliances", "slm-copilot"),
-		"one_apps_dir":  l.oneApps, "context_package": l.contextDeb,
+	}
+	for k, v := range vars {
+		all[k] = v
 	}
 	packer.BuildArtifact(t, &packer.Options{
 		Template:                   ".",
 		WorkingDir:                 packerDir(),
-		Vars:                       vars,
+		Vars:                       all,
 		VarFiles:                   []string{secretVarFile(t, randomPassword(t))},
 		Env:                        map[string]string{"PATH": filepath.Dir(*packerBinary) + ":" + os.Getenv("PATH"), "CHECKPOINT_DISABLE": "1"},
 		RetryableErrors:            transientErrors,
@@ -147,7 +156,20 @@ func runBuild(t *testing.T, l layout) {
 	require.FileExists(t, l.raw, "Packer finished without %s", l.raw)
 }
 
-func finish(t *testing.T, l layout) {
+// marketplaceFile is -marketplace-yaml, or the appliance's <uuid>.yaml.
+func marketplaceFile(t *testing.T) string {
+	t.Helper()
+	if *marketplaceYML != "" {
+		return *marketplaceYML
+	}
+	files, err := filepath.Glob(filepath.Join(repoRoot(), "appliances", "slm-copilot", "*-*-*-*-*.yaml"))
+	require.NoError(t, err)
+	require.Len(t, files, 1, "one marketplace YAML expected")
+	return files[0]
+}
+
+// finish compresses the raw image, writes checksums and manifest, and updates yml.
+func finish(t *testing.T, l layout, yml string) {
 	require.NoError(t, os.MkdirAll(l.dist, 0o755))
 	versions := map[string]string{"appliance": *version, "base_image": *baseImage, "one_apps": *oneAppsRef}
 	for k, v := range sources(t, l) {
@@ -156,13 +178,6 @@ func finish(t *testing.T, l layout) {
 	m, err := image.Finish(context.Background(), l.raw, l.final, versions, time.Now())
 	require.NoError(t, err)
 	t.Logf("image %s: virtual %d bytes, file %d bytes, sha256 %s", l.final, m.VirtualSize, m.FileSize, m.Checksums.SHA256)
-	yml := *marketplaceYML
-	if yml == "" {
-		files, err := filepath.Glob(filepath.Join(repoRoot(), "appliances", "slm-copilot", "*-*-*-*-*.yaml"))
-		require.NoError(t, err)
-		require.Len(t, files, 1, "one marketplace YAML expected")
-		yml = files[0]
-	}
 	require.NoError(t, image.UpdateMarketplace(yml, m, *publishURL))
 	t.Logf("updated %s", yml)
 }
@@ -179,7 +194,8 @@ func sources(t *testing.T, l layout) map[string]string {
 	return out
 }
 
-func verify(t *testing.T, l layout) {
+// verify checks the finished image; with libguestfs it also looks for want inside it.
+func verify(t *testing.T, l layout, want ...string) {
 	ctx := context.Background()
 	require.NoError(t, image.Check(ctx, l.final))
 	info, err := image.Inspect(ctx, l.final)
@@ -190,8 +206,7 @@ func verify(t *testing.T, l layout) {
 		t.Logf("libguestfs (virt-ls) not installed: not looking inside the image")
 		return
 	}
-	model := "/opt/local-ai/models/" + sources(t, l)["MODEL_FILE"]
-	for _, path := range []string{"/etc/one-appliance/service.d/appliance.sh", "/usr/local/bin/local-ai", model} {
+	for _, path := range want {
 		out, err := exec.CommandContext(ctx, "virt-ls", "-a", l.final, filepath.Dir(path)).CombinedOutput()
 		require.NoError(t, err, "virt-ls %s: %s", path, out)
 		require.Contains(t, string(out), filepath.Base(path), "%s missing from the image", path)
