@@ -132,7 +132,8 @@ var transientErrors = map[string]string{
 	"(?i)Timeout waiting for SSH.*handshake fail": "SSH handshake failed while booting",
 }
 
-// runBuild runs both Packer builds (seed ISO, then QEMU) with the layout's paths and vars.
+// runBuild runs the two Packer builds in order, the seed ISO and then the QEMU build (Packer
+// would run them in parallel), with the layout's paths and vars.
 func runBuild(t *testing.T, l layout, vars map[string]string) {
 	require.NoError(t, os.RemoveAll(l.output), "Packer wants a fresh output directory")
 	all := map[string]string{
@@ -142,12 +143,22 @@ func runBuild(t *testing.T, l layout, vars map[string]string) {
 	for k, v := range vars {
 		all[k] = v
 	}
+	secret := secretVarFile(t, randomPassword(t))
+	args := []string{"build", "-only=seed.null.seed", "-var-file", secret}
+	for k, v := range all {
+		args = append(args, "-var", k+"="+v)
+	}
+	out, err := runPacker(t, append(args, ".")...)
+	require.NoError(t, err, "seed ISO build:\n%s", out)
+	// terratest resolves "packer" in this process's PATH.
+	t.Setenv("PATH", filepath.Dir(*packerBinary)+":"+os.Getenv("PATH"))
 	packer.BuildArtifact(t, &packer.Options{
 		Template:                   ".",
 		WorkingDir:                 packerDir(),
+		Only:                       "slm-copilot.qemu.slm_copilot",
 		Vars:                       all,
-		VarFiles:                   []string{secretVarFile(t, randomPassword(t))},
-		Env:                        map[string]string{"PATH": filepath.Dir(*packerBinary) + ":" + os.Getenv("PATH"), "CHECKPOINT_DISABLE": "1"},
+		VarFiles:                   []string{secret},
+		Env:                        map[string]string{"CHECKPOINT_DISABLE": "1"},
 		RetryableErrors:            transientErrors,
 		MaxRetries:                 2,
 		TimeBetweenRetries:         time.Minute,
