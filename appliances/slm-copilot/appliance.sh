@@ -371,7 +371,7 @@ REPORT
 service_configure() {
     local staged password pair cert key
     log info "configure: validating context"
-    staged="$(mktemp -d)"
+    staged="$(mktemp -d "${TMPDIR:-/tmp}/slm-copilot-stage.XXXXXX")"
     if ! validate_all "${staged}"; then
         rm -rf "${staged}"
         fail "configure: nothing was changed; fix the context variable and reboot (or re-run the configure stage)"
@@ -576,8 +576,10 @@ service_bootstrap() {
     log info "bootstrap: ready at $(endpoint)"
 }
 
+# service_cleanup runs after every stage (one-apps' EXIT trap): it removes the staging
+# directory a failed configure may leave, which can hold a decoded private key.
 service_cleanup() {
-    rm -f "${SLM_ROOT}"/tmp/slm-copilot-*.tmp
+    rm -rf "${TMPDIR:-/tmp}"/slm-copilot-stage.*
 }
 
 service_help() {

@@ -40,8 +40,10 @@ func (s *sandbox) configure(t *testing.T, env ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := reference.ConfigureCommand(ctx, s.root, s.mainConf, append([]string{"SLM_ADDRESSES=10.0.0.5 fd00::5"}, env...)...)
+	cmd := reference.ConfigureCommand(ctx, s.root, s.mainConf, append([]string{"SLM_ADDRESSES=10.0.0.5 fd00::5", "TMPDIR=" + s.path("tmp")}, env...)...)
 	out, err := cmd.CombinedOutput()
+	staged, _ := filepath.Glob(s.path("tmp/slm-copilot-stage.*"))
+	assert.Empty(t, staged, "configure must not leave its staging directory (it can hold a decoded private key)")
 	return string(out), err
 }
 
