@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/gruntwork-io/terratest/modules/packer"
-	teststructure "github.com/gruntwork-io/terratest/modules/test-structure"
 	"github.com/stretchr/testify/require"
 
 	slmcopilot "github.com/slm-copilot/slm-copilot/appliances/slm-copilot"
@@ -47,12 +46,16 @@ func TestBuild(t *testing.T) {
 	l := newLayout()
 	require.NoError(t, os.MkdirAll(l.inputs, 0o755))
 	began := time.Now()
+	// Stages follow terratest's convention (SKIP_<stage> set: skip it) without importing
+	// test-structure, which drags Kubernetes and AWS clients into the build.
 	stage := func(name string, run func()) {
-		teststructure.RunTestStage(t, name, func() {
-			t.Logf("stage %s: starting (build time %s)", name, time.Since(began).Round(time.Second))
-			run()
-			t.Logf("stage %s: done (build time %s)", name, time.Since(began).Round(time.Second))
-		})
+		if os.Getenv("SKIP_"+name) != "" {
+			t.Logf("stage %s: skipped (SKIP_%s is set): reusing what %s holds", name, name, l.root)
+			return
+		}
+		t.Logf("stage %s: starting (build time %s)", name, time.Since(began).Round(time.Second))
+		run()
+		t.Logf("stage %s: done (build time %s)", name, time.Since(began).Round(time.Second))
 	}
 	stage("preflight", func() { preflight(t, l) })
 	stage("inputs", func() { fetchInputs(t, l) })
