@@ -44,14 +44,13 @@ test: deps lint ## run the project's tests: every check, and proof that each one
 
 # Every tracked file that starts with a bash shebang, whatever its name.
 SHELL_SCRIPTS = $$(git ls-files | xargs grep -lE '^\#!/usr/bin/env bash|^\#!/bin/bash' 2>/dev/null)
-YAML_RULES := {extends: default, rules: {line-length: disable}}
 
 lint: deps ## gofmt, go vet, shellcheck on every shell script, yamllint (marketplace rules)
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 	  if [[ -n "$$unformatted" ]]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	go vet ./...
 	shellcheck -x $(SHELL_SCRIPTS)
-	yamllint -d '$(YAML_RULES)' $$(git ls-files '*.yaml' '*.yml')
+	yamllint --strict -c .yamllint $$(git ls-files '*.yaml' '*.yml' .yamllint)
 
 build: deps ## build the marketplace image on a build host (BUILD_FLAGS, BUILD_DIR)
 	$(BUILD_TEST) -args -build -work-dir=$(BUILD_DIR) $(BUILD_FLAGS)
