@@ -36,6 +36,8 @@ func serveEnv(t *testing.T) (map[string]string, *exec.Cmd) {
 	cmd := exec.Command(bin)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 
@@ -50,7 +52,10 @@ func serveEnv(t *testing.T) (map[string]string, *exec.Cmd) {
 		}
 	}
 	for _, k := range []string{"SLM_COPILOT_ENDPOINT", "SLM_COPILOT_PASSWORD", "SLM_COPILOT_MODEL", "SLM_COPILOT_CA_CERT"} {
-		require.NotEmpty(t, env[k], "serve did not print %s", k)
+		if env[k] == "" {
+			_ = cmd.Wait()
+			t.Fatalf("serve did not print %s; its stderr:\n%s", k, stderr.String())
+		}
 	}
 	return env, cmd
 }
