@@ -448,9 +448,34 @@ func SweepStale() {
 			continue
 		}
 		if pid, err := readPid(filepath.Join(dir, "nginx.pid")); err == nil {
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			killStaleNginx(pid, dir)
 		}
 		_ = os.RemoveAll(dir)
+	}
+}
+
+// killStaleNginx kills the processes of process group pgid that are the stale instance's
+// nginx: its master (whose command line names dir) or its orphaned workers. The pid may
+// have been reused since, so nothing else in the group is touched.
+func killStaleNginx(pgid int, dir string) {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, stat := range stats {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			continue
+		}
+		// Fields after the command's closing parenthesis: state ppid pgrp ...
+		fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(fields) < 3 || fields[2] != strconv.Itoa(pgid) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(stat), "cmdline"))
+		cmd := string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
+		if strings.Contains(cmd, dir) || (strings.HasPrefix(cmd, "nginx: worker process") && fields[1] == "1") {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(stat))); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
 	}
 }
 

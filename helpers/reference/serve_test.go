@@ -125,3 +125,40 @@ func processesUsing(t *testing.T, dir string) []string {
 	}
 	return found
 }
+
+// TestSweepRemovesKilledInstances: what a killed `make serve` (or a test binary killed by
+// its timeout) leaves behind is removed by the next start's sweep.
+func TestSweepRemovesKilledInstances(t *testing.T) {
+	t.Parallel()
+	env, cmd := serveEnv(t)
+	dir := filepath.Dir(filepath.Dir(env["SLM_COPILOT_CA_CERT"]))
+	require.NoError(t, cmd.Process.Kill(), "kill -9 serve: no chance to clean up")
+	_ = cmd.Wait()
+	_, err := os.Stat(dir)
+	require.NoError(t, err, "a killed serve leaves its directory")
+
+	reference.SweepStale()
+	_, err = os.Stat(dir)
+	assert.True(t, os.IsNotExist(err), "the sweep must remove %s", dir)
+	assert.Empty(t, processesUsing(t, dir), "the sweep must stop what the killed instance left running")
+	assert.Empty(t, orphanedNginxWorkers(t), "the sweep must stop the killed instance's nginx workers")
+}
+
+// orphanedNginxWorkers lists nginx workers whose master is gone.
+func orphanedNginxWorkers(t *testing.T) []string {
+	t.Helper()
+	var found []string
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, stat := range stats {
+		b, err := os.ReadFile(stat)
+		if err != nil || !strings.Contains(string(b), "(nginx)") {
+			continue
+		}
+		fields := strings.Fields(string(b[strings.LastIndex(string(b), ")")+1:]))
+		cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(stat), "cmdline"))
+		if len(fields) > 1 && fields[1] == "1" && strings.HasPrefix(string(cmdline), "nginx: worker process") {
+			found = append(found, stat)
+		}
+	}
+	return found
+}
