@@ -200,6 +200,23 @@ func faults() []fault {
 			mayFail: []string{"TestChatCompletion", "TestChatStream", "TestClineRequest", "TestAuthentication", "TestRequestBodyLimit"},
 		},
 		{
+			// The stream's chunks arrive, but their text is gone.
+			name:    "stream_without_content",
+			tamper:  rewriteBodies(`"delta":{"content":"`, `"delta":{"content":"","dropped":"`, "text/event-stream"),
+			fails:   map[string]string{"TestChatStream/several_chunks": "content chunks", "TestChatStream/incremental": "separate reads"},
+			mayFail: []string{"TestClineRequest/task"},
+		},
+		{
+			name:   "finish_reason_missing",
+			tamper: rewriteBodies(`"finish_reason":"length"`, `"finish_reason":null`, "application/json text/event-stream"),
+			fails:  map[string]string{"TestChatCompletion": "no finish_reason", "TestChatStream/finish_reason": "no chunk carried a finish_reason"},
+		},
+		{
+			name:   "usage_missing",
+			tamper: rewriteBodies(`"usage":{`, `"usage_elsewhere":{`, "application/json"),
+			fails:  map[string]string{"TestChatCompletion": "usage.prompt_tokens missing"},
+		},
+		{
 			name:   "body_limit_too_small",
 			tamper: edit(site, "client_max_body_size 50m;", "client_max_body_size 1m;"),
 			fails:  map[string]string{"TestRequestBodyLimit": "client_max_body_size"},
