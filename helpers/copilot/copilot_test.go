@@ -3,7 +3,6 @@ package copilot
 import (
 	"encoding/base64"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -51,15 +50,14 @@ func TestRedact(t *testing.T) {
 
 func TestEvents(t *testing.T) {
 	t.Parallel()
-	now := time.Now()
-	c := &Capture{reads: []Read{
-		{At: now, Data: []byte("data: {\"a\":1}\n\nda")},
-		{At: now.Add(time.Millisecond), Data: []byte("ta: {\"b\":2}\r\n\r\n: comment\n\n")},
-		{At: now.Add(2 * time.Millisecond), Data: []byte("data: [DONE]\n\ndata: cut")},
+	c := &Capture{reads: [][]byte{
+		[]byte("data: {\"a\":1}\n\nda"),
+		[]byte("ta: {\"b\":2}\r\n\r\n: comment\n\n"),
+		[]byte("data: [DONE]\n\ndata: cut"),
 	}}
 	events := c.Events()
 	require.Len(t, events, 3, "the trailing event without its blank line is incomplete")
-	assert.Equal(t, Event{Data: `{"a":1}`, Read: 0, At: now}, events[0])
+	assert.Equal(t, Event{Data: `{"a":1}`, Read: 0}, events[0])
 	assert.Equal(t, `{"b":2}`, events[1].Data)
 	assert.Equal(t, 1, events[1].Read, "an event split across reads completes in the later read")
 	assert.Equal(t, "[DONE]", events[2].Data)

@@ -3,14 +3,12 @@ package copilot
 import (
 	"bytes"
 	"strings"
-	"time"
 )
 
-// Event is one server-sent event with the arrival of the read that completed it.
+// Event is one server-sent event and the read that completed it.
 type Event struct {
-	Data string    // the event's data lines, joined by newlines
-	Read int       // index of the read that completed the event
-	At   time.Time // when that read arrived
+	Data string // the event's data lines, joined by newlines
+	Read int    // index of the read that completed the event
 }
 
 // Events splits the recorded body into server-sent events (blank-line separated), the
@@ -23,7 +21,7 @@ func (c *Capture) Events() []Event {
 		data    []string
 	)
 	for i, r := range c.Reads() {
-		pending.Write(r.Data)
+		pending.Write(r)
 		for {
 			line, err := pending.ReadBytes('\n')
 			if err != nil {
@@ -37,7 +35,7 @@ func (c *Capture) Events() []Event {
 			switch {
 			case len(line) == 0:
 				if len(data) > 0 {
-					events = append(events, Event{Data: strings.Join(data, "\n"), Read: i, At: r.At})
+					events = append(events, Event{Data: strings.Join(data, "\n"), Read: i})
 					data = nil
 				}
 			case bytes.HasPrefix(line, []byte("data:")):

@@ -5,11 +5,10 @@ import (
 	"io"
 	"net/http"
 	"sync"
-	"time"
 )
 
-// Tap is an http.RoundTripper that records the raw body of each response and when each
-// piece of it arrived. SDKs hide both; a stream check needs them.
+// Tap is an http.RoundTripper that records the raw body of each response, piece by piece
+// as the transport delivered it. SDKs hide both; a stream check needs them.
 type Tap struct {
 	Base http.RoundTripper
 
@@ -21,26 +20,18 @@ type Tap struct {
 type Capture struct {
 	Status int
 	Header http.Header
-	Sent   time.Time // when the request left
 
 	mu    sync.Mutex
-	reads []Read
-}
-
-// Read is one piece of a body as the transport delivered it.
-type Read struct {
-	At   time.Time
-	Data []byte
+	reads [][]byte // the body's pieces, one per read that returned data
 }
 
 // RoundTrip implements http.RoundTripper.
 func (t *Tap) RoundTrip(req *http.Request) (*http.Response, error) {
-	sent := time.Now()
 	resp, err := t.Base.RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}
-	c := &Capture{Status: resp.StatusCode, Header: resp.Header.Clone(), Sent: sent}
+	c := &Capture{Status: resp.StatusCode, Header: resp.Header.Clone()}
 	t.mu.Lock()
 	t.captures = append(t.captures, c)
 	t.mu.Unlock()
@@ -59,17 +50,17 @@ func (t *Tap) Last() *Capture {
 }
 
 // Reads are the body's pieces in arrival order.
-func (c *Capture) Reads() []Read {
+func (c *Capture) Reads() [][]byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]Read(nil), c.reads...)
+	return append([][]byte(nil), c.reads...)
 }
 
 // Body is the whole body received so far.
 func (c *Capture) Body() []byte {
 	var b bytes.Buffer
 	for _, r := range c.Reads() {
-		b.Write(r.Data)
+		b.Write(r)
 	}
 	return b.Bytes()
 }
@@ -83,7 +74,7 @@ func (b *tapBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
 		b.c.mu.Lock()
-		b.c.reads = append(b.c.reads, Read{At: time.Now(), Data: bytes.Clone(p[:n])})
+		b.c.reads = append(b.c.reads, bytes.Clone(p[:n]))
 		b.c.mu.Unlock()
 	}
 	return n, err
