@@ -61,6 +61,15 @@ type Options struct {
 	Tamper func(*Files) error
 	// Log receives the engine's and nginx's output; nil discards it.
 	Log io.Writer
+	// Address is the loopback address the front door listens on (default 127.0.0.1);
+	// the oned simulator gives each simulated VM its own, as a NIC would.
+	Address string
+	// StandardPorts serves HTTPS on 443 and HTTP on 80 as a VM does (needs root);
+	// otherwise free ports are picked so instances can run side by side.
+	StandardPorts bool
+	// Context holds extra ONEAPP_* settings (KEY=VALUE) for the configure stage, as a
+	// VM's context would give them; they override the reference's own.
+	Context []string
 }
 
 // Files are what the appliance's configure stage wrote for one instance, below Dir (the
@@ -82,8 +91,8 @@ type Files struct {
 
 // Instance is a running reference appliance.
 type Instance struct {
-	Endpoint      string // https://127.0.0.1:PORT
-	HTTPEndpoint  string // http://127.0.0.1:PORT, where plain HTTP is served
+	Endpoint      string // https://ADDRESS:PORT (no port with StandardPorts)
+	HTTPEndpoint  string // http://ADDRESS:PORT, where plain HTTP is served
 	Username      string
 	Password      string
 	Model         string
@@ -106,6 +115,9 @@ func Start(ctx context.Context, opts Options) (*Instance, error) {
 	if opts.Password == "" {
 		opts.Password = randomPassword()
 	}
+	if opts.Address == "" {
+		opts.Address = "127.0.0.1"
+	}
 	llama, err := llamaServer()
 	if err != nil {
 		return nil, err
@@ -118,7 +130,7 @@ func Start(ctx context.Context, opts Options) (*Instance, error) {
 			return in, nil
 		}
 		lastErr = err
-		if !errors.Is(err, errPortTaken) || ctx.Err() != nil {
+		if !errors.Is(err, errPortTaken) || opts.StandardPorts || ctx.Err() != nil {
 			break
 		}
 	}
@@ -151,12 +163,16 @@ func start(ctx context.Context, opts Options, llama string) (_ *Instance, err er
 		return nil, fmt.Errorf("reference appliance: pick ports: %w", err)
 	}
 	enginePort, httpPort, httpsPort := ports[0], ports[1], ports[2]
-	in.Endpoint = fmt.Sprintf("https://127.0.0.1:%d", httpsPort)
-	in.HTTPEndpoint = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	in.Endpoint = fmt.Sprintf("https://%s", net.JoinHostPort(opts.Address, strconv.Itoa(httpsPort)))
+	in.HTTPEndpoint = fmt.Sprintf("http://%s", net.JoinHostPort(opts.Address, strconv.Itoa(httpPort)))
+	if opts.StandardPorts {
+		httpPort, httpsPort = 80, 443
+		in.Endpoint, in.HTTPEndpoint = "https://"+opts.Address, "http://"+opts.Address
+	}
 	if in.EngineVersion, err = engineVersion(llama); err != nil {
 		return nil, err
 	}
-	if err := in.configureAppliance(ctx, enginePort, httpPort, httpsPort); err != nil {
+	if err := in.configureAppliance(ctx, opts, enginePort, httpPort, httpsPort); err != nil {
 		return nil, err
 	}
 	in.CACert = in.Files.Cert
@@ -191,7 +207,7 @@ func start(ctx context.Context, opts Options, llama string) (_ *Instance, err er
 // configureAppliance runs the appliance's own configure stage (appliance.sh) with the
 // instance directory as its root, then writes the nginx main configuration that a VM's
 // Debian nginx.conf would provide around the appliance's site.
-func (in *Instance) configureAppliance(ctx context.Context, enginePort, httpPort, httpsPort int) error {
+func (in *Instance) configureAppliance(ctx context.Context, opts Options, enginePort, httpPort, httpsPort int) error {
 	dir := in.Files.Dir
 	mainConf, err := PrepareSandbox(dir)
 	if err != nil {
@@ -210,15 +226,16 @@ func (in *Instance) configureAppliance(ctx context.Context, enginePort, httpPort
 		Ready:     filepath.Join(dir, "run", "slm-copilot", "ready"),
 		HTTPSPort: httpsPort,
 	}
-	cmd := ConfigureCommand(ctx, dir, mainConf,
-		fmt.Sprintf("SLM_HTTP_LISTEN=127.0.0.1:%d", httpPort),
-		fmt.Sprintf("SLM_HTTPS_LISTEN=127.0.0.1:%d", httpsPort),
+	env := append([]string{
+		"SLM_HTTP_LISTEN=" + net.JoinHostPort(opts.Address, strconv.Itoa(httpPort)),
+		"SLM_HTTPS_LISTEN=" + net.JoinHostPort(opts.Address, strconv.Itoa(httpsPort)),
 		fmt.Sprintf("SLM_ENGINE_ADDR=127.0.0.1:%d", enginePort),
 		"SLM_ENGINE_HEALTH_PATH=/health", // llama-server's; LocalAI's is /readyz
-		"SLM_ADDRESSES=127.0.0.1 localhost",
-		"ONEAPP_COPILOT_PASSWORD="+in.Password,
+		"SLM_ADDRESSES=" + opts.Address + " localhost",
 		"ONEAPP_COPILOT_CONTEXT_SIZE=16384",
-	)
+	}, opts.Context...)
+	env = append(env, "ONEAPP_COPILOT_PASSWORD="+in.Password)
+	cmd := ConfigureCommand(ctx, dir, mainConf, env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("reference appliance: appliance.sh configure: %w: %s", err, in.redact(string(out)))
 	}
@@ -332,7 +349,8 @@ func (in *Instance) startNginx(ctx context.Context, log io.Writer, requireReady 
 		return fmt.Errorf("reference appliance: read certificate %s: %v", in.Files.Cert, err)
 	}
 	// Readiness is checked at the TCP level first: a tampered instance may break TLS or /readyz on purpose.
-	addr := strings.TrimPrefix(in.Endpoint, "https://")
+	host, _, _ := strings.Cut(strings.TrimPrefix(in.Endpoint, "https://"), ":")
+	addr := net.JoinHostPort(host, strconv.Itoa(in.Files.HTTPSPort))
 	err = waitFor(ctx, proc, func() bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
