@@ -44,12 +44,27 @@ func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
-func run(m *testing.M) int {
+func run(m *testing.M) (code int) {
 	endpoint, password, caCert := *endpointFlag, *passwordFlag, *caCertFlag
 	if password == "" {
 		password = os.Getenv(PasswordEnv)
 	}
-	if endpoint == "" {
+	switch {
+	case *oneClean:
+		return cleanOne()
+	case deployMode():
+		r, err := deployOne()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "acceptance:", err)
+			return 2
+		}
+		defer func() {
+			if r.finish() != 0 && code == 0 {
+				code = 1
+			}
+		}()
+		endpoint, password = r.d.Endpoint(), r.d.Password
+	case endpoint == "":
 		in, err := startReference()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "acceptance:", err)

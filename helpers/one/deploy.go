@@ -1,0 +1,516 @@
+package one
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	dyn "github.com/OpenNebula/one/src/oca/go/src/goca/dynamic"
+	"github.com/OpenNebula/one/src/oca/go/src/goca/schemas/image"
+	"github.com/OpenNebula/one/src/oca/go/src/goca/schemas/vm"
+)
+
+// NamePrefix starts the name of every object a run creates, so teardown and Clean can
+// find them even when the run died before it learnt their ids.
+const NamePrefix = "slm-copilot-acc-"
+
+// Keys of the USER_TEMPLATE the appliance writes through OneGate.
+const (
+	EndpointKey = "ONEAPP_COPILOT_API_ENDPOINT"
+	PasswordKey = "ONEAPP_COPILOT_PASSWORD"
+)
+
+// Config is one deployment. Zero durations and sizes take the defaults below.
+type Config struct {
+	// Image is a URL or a front-end path to register, or the id of an existing image.
+	Image string
+	// Datastore (image datastore) and Network, each a name or an id.
+	Datastore, Network string
+	// VCPU and MemoryMB size the VM; the 24B model wants 8 and 32768.
+	VCPU, MemoryMB int
+	// SSHPublicKey goes into CONTEXT when set.
+	SSHPublicKey string
+	// Context holds the appliance's ONEAPP_* values; the password is generated per run.
+	Context map[string]string
+	// ImageTimeout bounds LOCKED -> READY, BootTimeout PENDING -> RUNNING and
+	// ReadyTimeout RUNNING -> READY=YES (the model loads in that time).
+	ImageTimeout, BootTimeout, ReadyTimeout time.Duration
+}
+
+// Defaults of Config.
+const (
+	DefaultVCPU         = 8
+	DefaultMemoryMB     = 32768
+	DefaultImageTimeout = time.Hour
+	DefaultBootTimeout  = 30 * time.Minute
+	DefaultReadyTimeout = 20 * time.Minute
+)
+
+// Deployment is what a run created. It is safe for concurrent use, so a signal handler
+// can tear down while Deploy is still running.
+type Deployment struct {
+	RunID    string
+	Password string // the appliance password of this run; never print it
+
+	mu           sync.Mutex
+	imageID      int
+	imageCreated bool
+	templateID   int
+	vmID         int
+	endpoint     string
+	ip           string
+	lastState    string // last VM state logged
+}
+
+// NewDeployment picks a run id and a fresh appliance password.
+func NewDeployment() *Deployment {
+	return &Deployment{
+		RunID:      NamePrefix + time.Now().UTC().Format("20060102-150405") + "-" + randomHex(3),
+		Password:   randomHex(16),
+		imageID:    -1,
+		templateID: -1,
+		vmID:       -1,
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// Endpoint is the appliance's URL once Deploy succeeded.
+func (d *Deployment) Endpoint() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.endpoint
+}
+
+// IDs are the image, template and VM ids known so far (-1: none).
+func (d *Deployment) IDs() (imageID, templateID, vmID int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.imageID, d.templateID, d.vmID
+}
+
+// Deploy runs the preflight, registers (or reuses) the image, creates the template,
+// instantiates the VM and waits until the appliance reports READY=YES. Whatever it
+// returns, d holds what was created so far, for Teardown.
+func (c *Client) Deploy(ctx context.Context, cfg Config, d *Deployment) error {
+	cfg.defaults()
+	version, err := c.Version(ctx)
+	if err != nil {
+		return err
+	}
+	c.log("oned %s at %s, user %q", version, c.Endpoint, c.user)
+	dsID, err := c.datastore(ctx, cfg.Datastore)
+	if err != nil {
+		return err
+	}
+	netID, err := c.network(ctx, cfg.Network)
+	if err != nil {
+		return err
+	}
+	if err := c.image(ctx, cfg, d, dsID); err != nil {
+		return err
+	}
+	if err := c.template(ctx, cfg, d, netID); err != nil {
+		return err
+	}
+	if err := c.instantiate(ctx, d); err != nil {
+		return err
+	}
+	if err := c.waitRunning(ctx, d, cfg.BootTimeout); err != nil {
+		return err
+	}
+	return c.waitReady(ctx, d, cfg.ReadyTimeout)
+}
+
+func (cfg *Config) defaults() {
+	if cfg.VCPU == 0 {
+		cfg.VCPU = DefaultVCPU
+	}
+	if cfg.MemoryMB == 0 {
+		cfg.MemoryMB = DefaultMemoryMB
+	}
+	if cfg.ImageTimeout == 0 {
+		cfg.ImageTimeout = DefaultImageTimeout
+	}
+	if cfg.BootTimeout == 0 {
+		cfg.BootTimeout = DefaultBootTimeout
+	}
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = DefaultReadyTimeout
+	}
+}
+
+// datastore finds an image datastore by name or id.
+func (c *Client) datastore(ctx context.Context, want string) (int, error) {
+	var names []string
+	var found = -1
+	err := c.read(ctx, "list datastores", func(ctx context.Context) error {
+		pool, err := c.ctrl.Datastores().InfoContext(ctx)
+		if err != nil {
+			return err
+		}
+		names, found = nil, -1
+		for _, ds := range pool.Datastores {
+			if ds.Type != "0" { // image datastores only
+				continue
+			}
+			names = append(names, fmt.Sprintf("%q (%d)", ds.Name, ds.ID))
+			if ds.Name == want || strconv.Itoa(ds.ID) == want {
+				found = ds.ID
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return -1, err
+	}
+	if found < 0 {
+		return -1, fmt.Errorf("no image datastore %q on oned at %s; -one.datastore can be one of: %s", want, c.Endpoint, strings.Join(names, ", "))
+	}
+	return found, nil
+}
+
+// network finds a virtual network by name or id.
+func (c *Client) network(ctx context.Context, want string) (int, error) {
+	var names []string
+	var found = -1
+	err := c.read(ctx, "list virtual networks", func(ctx context.Context) error {
+		pool, err := c.ctrl.VirtualNetworks().InfoContext(ctx)
+		if err != nil {
+			return err
+		}
+		names, found = nil, -1
+		for _, n := range pool.VirtualNetworks {
+			names = append(names, fmt.Sprintf("%q (%d)", n.Name, n.ID))
+			if n.Name == want || strconv.Itoa(n.ID) == want {
+				found = n.ID
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return -1, err
+	}
+	if found < 0 {
+		return -1, fmt.Errorf("no virtual network %q on oned at %s; -one.network can be one of: %s", want, c.Endpoint, strings.Join(names, ", "))
+	}
+	return found, nil
+}
+
+// image registers cfg.Image (or reuses it, given an id) and waits until it is READY.
+func (c *Client) image(ctx context.Context, cfg Config, d *Deployment, dsID int) error {
+	id, err := strconv.Atoi(cfg.Image)
+	if err == nil {
+		c.log("image: reusing image %d", id)
+	} else {
+		source, err := imageSource(cfg.Image)
+		if err != nil {
+			return err
+		}
+		t := dyn.NewTemplate()
+		t.AddPair("NAME", d.RunID+"-image")
+		t.AddPair("PATH", source)
+		t.AddPair("TYPE", "OS")
+		t.AddPair("DESCRIPTION", "SLM-Copilot acceptance run "+d.RunID+"; removed by the run or by make one-clean")
+		err = c.create(ctx, "register the image", func(ctx context.Context) (err error) {
+			id, err = c.ctrl.Images().CreateContext(ctx, t.String(), uint(dsID))
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		d.mu.Lock()
+		d.imageCreated = true
+		d.mu.Unlock()
+		c.log("image: registered image %d %q from %s in datastore %d", id, d.RunID+"-image", source, dsID)
+	}
+	d.mu.Lock()
+	d.imageID = id
+	d.mu.Unlock()
+	return c.waitImage(ctx, id, cfg.ImageTimeout)
+}
+
+// imageSource checks what a user gave as the image: a URL oned downloads, or a path
+// on the front-end (made absolute; it is not checked here, since the front-end may be
+// another machine).
+func imageSource(s string) (string, error) {
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" {
+		return s, nil
+	}
+	if !strings.HasPrefix(s, "/") {
+		return "", fmt.Errorf("-one.image %q is neither a URL, an absolute front-end path nor an image id", s)
+	}
+	return s, nil
+}
+
+func (c *Client) waitImage(ctx context.Context, id int, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("image %d not READY within %s (-one.image-timeout)", id, timeout))
+	defer cancel()
+	began, last, lastLog := time.Now(), "", time.Now()
+	for {
+		var img *image.Image
+		err := c.read(ctx, fmt.Sprintf("read image %d", id), func(ctx context.Context) (err error) {
+			img, err = c.ctrl.Image(id).InfoContext(ctx, false)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		state := image.State(img.StateRaw)
+		name := state.String()
+		if name != last || time.Since(lastLog) > 30*time.Second {
+			c.log("image %d: %s (%s, %d MB)", id, name, time.Since(began).Round(time.Second), img.Size)
+			last, lastLog = name, time.Now()
+		}
+		switch state {
+		case image.Ready, image.Used:
+			return nil
+		case image.Error:
+			msg, _ := img.Template.GetStr("ERROR")
+			return fmt.Errorf("image %d is in ERROR: %s; look at the datastore (oneimage show %d)", id, msg, id)
+		case image.Locked, image.Init, image.Clone, image.LockUsed:
+		default:
+			return fmt.Errorf("image %d is %s, not usable for a VM; enable it or give another -one.image", id, name)
+		}
+		if err := sleep(ctx, c.Poll); err != nil {
+			return err
+		}
+	}
+}
+
+// template creates the VM template: resources for the model, host-passthrough CPU, the
+// image, a NIC, and the context one-apps reads (ONEAPP_* and the run's password).
+func (c *Client) template(ctx context.Context, cfg Config, d *Deployment, netID int) error {
+	imageID, _, _ := d.IDs()
+	t := vm.NewTemplate()
+	t.Add("NAME", d.RunID+"-template")
+	t.CPU(float64(cfg.VCPU)).VCPU(cfg.VCPU).Memory(cfg.MemoryMB)
+	t.AddVector("CPU_MODEL").AddPair("MODEL", "host-passthrough")
+	t.AddVector("DISK").AddPair("IMAGE_ID", imageID)
+	t.AddVector("NIC").AddPair("NETWORK_ID", netID)
+	g := t.AddVector("GRAPHICS")
+	g.AddPair("TYPE", "VNC")
+	g.AddPair("LISTEN", "0.0.0.0")
+	ctxVec := t.AddVector("CONTEXT")
+	ctxVec.AddPair("NETWORK", "YES")
+	ctxVec.AddPair("TOKEN", "YES")
+	ctxVec.AddPair("REPORT_READY", "YES")
+	if cfg.SSHPublicKey != "" {
+		ctxVec.AddPair("SSH_PUBLIC_KEY", strings.TrimSpace(cfg.SSHPublicKey))
+	}
+	keys := make([]string, 0, len(cfg.Context))
+	for k := range cfg.Context {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		ctxVec.AddPair(k, cfg.Context[k])
+	}
+	ctxVec.AddPair(PasswordKey, d.Password)
+	var id int
+	err := c.create(ctx, "create the VM template", func(ctx context.Context) (err error) {
+		id, err = c.ctrl.Templates().CreateContext(ctx, t.String())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.templateID = id
+	d.mu.Unlock()
+	c.log("template: created template %d %q (%d VCPU, %d MB, image %d, network %d)", id, d.RunID+"-template", cfg.VCPU, cfg.MemoryMB, imageID, netID)
+	return nil
+}
+
+func (c *Client) instantiate(ctx context.Context, d *Deployment) error {
+	_, templateID, _ := d.IDs()
+	var id int
+	err := c.create(ctx, "instantiate the template", func(ctx context.Context) (err error) {
+		id, err = c.ctrl.Template(templateID).InstantiateContext(ctx, d.RunID+"-vm", false, "", false)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.vmID = id
+	d.mu.Unlock()
+	c.log("vm: instantiated VM %d %q", id, d.RunID+"-vm")
+	return nil
+}
+
+// vmStatus is what one read of the VM tells.
+type vmStatus struct {
+	state, lcm   int
+	name         string // STATE or STATE/LCM_STATE
+	err          string // USER_TEMPLATE/ERROR
+	ready        bool
+	endpoint, ip string
+}
+
+func (c *Client) vmStatus(ctx context.Context, id int) (vmStatus, error) {
+	var v *vm.VM
+	err := c.read(ctx, fmt.Sprintf("read VM %d", id), func(ctx context.Context) (err error) {
+		v, err = c.ctrl.VM(id).InfoContext(ctx, false)
+		return err
+	})
+	if err != nil {
+		return vmStatus{}, err
+	}
+	s := vmStatus{state: v.StateRaw, lcm: v.LCMStateRaw, name: stateName(v.StateRaw, v.LCMStateRaw)}
+	s.err, _ = v.UserTemplate.GetStr("ERROR")
+	ready, _ := v.UserTemplate.GetStr("READY")
+	s.ready = strings.EqualFold(ready, "YES")
+	s.endpoint, _ = v.UserTemplate.GetStr(EndpointKey)
+	if nics := v.Template.GetNICs(); len(nics) > 0 {
+		s.ip, _ = nics[0].Get("IP")
+	}
+	if s.ip == "" {
+		s.ip, _ = v.Template.GetCtx("ETH0_IP")
+	}
+	return s, nil
+}
+
+// stateName is STATE, or STATE/LCM_STATE while ACTIVE; numbers goca does not name stay
+// numbers (oned has LCM states goca's table lacks).
+func stateName(state, lcm int) string {
+	s := vm.State(state).String()
+	if s == "" {
+		s = strconv.Itoa(state)
+	}
+	if vm.State(state) != vm.Active {
+		return s
+	}
+	l := vm.LCMState(lcm).String()
+	if l == "" {
+		l = strconv.Itoa(lcm)
+	}
+	return s + "/" + l
+}
+
+// failed tells why a VM can no longer come up, or "".
+func (s vmStatus) failed() string {
+	switch {
+	case s.err != "":
+		return fmt.Sprintf("VM is %s with USER_TEMPLATE/ERROR: %s", s.name, s.err)
+	case strings.HasSuffix(s.name, "_FAILURE"), strings.HasSuffix(s.name, "FAILURE"):
+		return fmt.Sprintf("VM entered %s", s.name)
+	}
+	switch vm.State(s.state) {
+	case vm.Done, vm.Poweroff, vm.Undeployed, vm.Stopped, vm.Suspended, vm.CloningFailure:
+		return fmt.Sprintf("VM left the boot path: it is %s", s.name)
+	}
+	return ""
+}
+
+// waitRunning follows PENDING -> PROLOG -> BOOT -> RUNNING with a line per state.
+func (c *Client) waitRunning(ctx context.Context, d *Deployment, timeout time.Duration) error {
+	_, _, id := d.IDs()
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("VM %d not RUNNING within %s (-one.boot-timeout); look at onevm show %d (a PENDING VM means no host has %s free)", id, timeout, id, "the VCPU and memory asked"))
+	defer cancel()
+	return c.follow(ctx, d, id, func(s vmStatus) bool {
+		return vm.State(s.state) == vm.Active && vm.LCMState(s.lcm) == vm.Running
+	})
+}
+
+// waitReady waits for READY=YES, which one-apps reports after the appliance's bootstrap
+// succeeded (the model loaded and answered).
+func (c *Client) waitReady(ctx context.Context, d *Deployment, timeout time.Duration) error {
+	_, _, id := d.IDs()
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf(
+		"VM %d is RUNNING but did not report READY=YES within %s (-one.ready-timeout); on the VM look at /var/log/one-appliance/ and journalctl -u local-ai (enough RAM for the model?)", id, timeout))
+	defer cancel()
+	c.log("vm %d: waiting up to %s for the appliance to report READY=YES", id, timeout)
+	var last vmStatus
+	err := c.follow(ctx, d, id, func(s vmStatus) bool { last = s; return s.ready })
+	if err != nil {
+		return err
+	}
+	endpoint := last.endpoint
+	if endpoint == "" {
+		if last.ip == "" {
+			return fmt.Errorf("VM %d is READY but published no %s and has no NIC IP", id, EndpointKey)
+		}
+		endpoint = "https://" + last.ip
+		c.log("vm %d: no %s published; using the NIC address %s", id, EndpointKey, endpoint)
+	}
+	d.mu.Lock()
+	d.endpoint, d.ip = endpoint, last.ip
+	d.mu.Unlock()
+	c.log("vm %d: READY at %s", id, endpoint)
+	return nil
+}
+
+// follow reads the VM until done says so, logging each new state, failing fast.
+func (c *Client) follow(ctx context.Context, d *Deployment, id int, done func(vmStatus) bool) error {
+	began := time.Now()
+	for {
+		s, err := c.vmStatus(ctx, id)
+		if err != nil {
+			return err
+		}
+		d.mu.Lock()
+		changed := s.name != d.lastState
+		d.lastState = s.name
+		d.mu.Unlock()
+		if changed {
+			c.log("vm %d: %s (%s)", id, s.name, time.Since(began).Round(time.Second))
+		}
+		if why := s.failed(); why != "" {
+			return fmt.Errorf("VM %d failed: %s; look at onevm show %d and the front-end's /var/log/one/%d.log", id, why, id, id)
+		}
+		if done(s) {
+			return nil
+		}
+		if err := sleep(ctx, c.Poll); err != nil {
+			return err
+		}
+	}
+}
+
+// sleep waits d or until ctx ends, returning its cause.
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// KeepNote says how to reach and remove a kept deployment. The password goes to a file
+// readable only by the user, never to the output.
+func (d *Deployment) KeepNote(dir string) (string, error) {
+	imageID, templateID, vmID := d.IDs()
+	path := dir + "/" + d.RunID + ".password"
+	if err := os.WriteFile(path, []byte(d.Password+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save the kept appliance's password: %w", err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "kept (-one.keep): VM %d, template %d", vmID, templateID)
+	if d.imageCreated {
+		fmt.Fprintf(&b, ", image %d", imageID)
+	}
+	fmt.Fprintf(&b, ", all named %s-*\n", d.RunID)
+	fmt.Fprintf(&b, "  reach it:  %s, user copilot, password in %s\n", d.Endpoint(), path)
+	fmt.Fprintf(&b, "  certify:   SLM_COPILOT_PASSWORD=\"$(cat %s)\" go test ./acceptance -endpoint=%s\n", path, d.Endpoint())
+	fmt.Fprintf(&b, "  remove it: make one-clean (removes every %s* object), or onevm terminate --hard %d; onetemplate delete %d", NamePrefix, vmID, templateID)
+	if d.imageCreated {
+		fmt.Fprintf(&b, "; oneimage delete %d", imageID)
+	}
+	return b.String(), nil
+}

@@ -1,0 +1,184 @@
+package one
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	goerrs "github.com/OpenNebula/one/src/oca/go/src/goca/errors"
+	"github.com/OpenNebula/one/src/oca/go/src/goca/schemas/vm"
+)
+
+// Teardown removes what d's run created: the VM (terminate-hard, then waits for DONE so
+// the image is released), the template, and the image only if the run registered it.
+// Objects are found by id and by the run's name prefix, which also catches one whose
+// allocation was interrupted before its id came back.
+func (c *Client) Teardown(ctx context.Context, d *Deployment) error {
+	imageID, templateID, vmID := d.IDs()
+	d.mu.Lock()
+	created := d.imageCreated
+	d.mu.Unlock()
+	if !created {
+		imageID = -1
+	}
+	return c.remove(ctx, d.RunID+"-", vmID, templateID, imageID)
+}
+
+// Clean removes every object whose name starts with NamePrefix: what earlier runs
+// could not remove (a killed process, an unreachable front-end). It is `make one-clean`.
+func (c *Client) Clean(ctx context.Context) error {
+	return c.remove(ctx, NamePrefix, -1, -1, -1)
+}
+
+// remove deletes VMs, templates and images named prefix* plus the given ids (-1: none).
+func (c *Client) remove(ctx context.Context, prefix string, vmID, templateID, imageID int) error {
+	var left []string
+	vms, err := c.matchingVMs(ctx, prefix, vmID)
+	if err != nil {
+		return c.leftover(prefix, []string{fmt.Sprintf("VMs named %s* (listing failed: %v)", prefix, err)})
+	}
+	for _, id := range vms {
+		if err := c.terminate(ctx, id); err != nil {
+			left = append(left, fmt.Sprintf("VM %d (%v): onevm terminate --hard %d", id, err, id))
+		}
+	}
+	templates, images, err := c.matchingTemplatesImages(ctx, prefix, templateID, imageID)
+	if err != nil {
+		return c.leftover(prefix, append(left, fmt.Sprintf("templates and images named %s* (listing failed: %v)", prefix, err)))
+	}
+	for _, id := range templates {
+		err := c.read(ctx, fmt.Sprintf("delete template %d", id), func(ctx context.Context) error {
+			return c.ctrl.Template(id).DeleteContext(ctx)
+		})
+		if err != nil && !isNoExists(err) {
+			left = append(left, fmt.Sprintf("template %d (%v): onetemplate delete %d", id, err, id))
+			continue
+		}
+		c.log("teardown: deleted template %d", id)
+	}
+	for _, id := range images {
+		if err := c.deleteImage(ctx, id); err != nil {
+			left = append(left, fmt.Sprintf("image %d (%v): oneimage delete %d", id, err, id))
+		}
+	}
+	if len(left) > 0 {
+		return c.leftover(prefix, left)
+	}
+	return nil
+}
+
+func (c *Client) leftover(prefix string, left []string) error {
+	return fmt.Errorf("teardown left objects on %s; remove them with `make one-clean` or by hand:\n  %s",
+		c.Endpoint, strings.Join(left, "\n  "))
+}
+
+// matchingVMs lists the VMs not yet DONE named prefix*, plus id.
+func (c *Client) matchingVMs(ctx context.Context, prefix string, id int) ([]int, error) {
+	var ids []int
+	err := c.read(ctx, "list VMs", func(ctx context.Context) error {
+		pool, err := c.ctrl.VMs().InfoContext(ctx)
+		if err != nil {
+			return err
+		}
+		ids = nil
+		for _, v := range pool.VMs {
+			if strings.HasPrefix(v.Name, prefix) || v.ID == id {
+				ids = append(ids, v.ID)
+			}
+		}
+		return nil
+	})
+	return ids, err
+}
+
+func (c *Client) matchingTemplatesImages(ctx context.Context, prefix string, templateID, imageID int) (templates, images []int, err error) {
+	err = c.read(ctx, "list templates", func(ctx context.Context) error {
+		pool, err := c.ctrl.Templates().InfoContext(ctx)
+		if err != nil {
+			return err
+		}
+		templates = nil
+		for _, t := range pool.Templates {
+			if strings.HasPrefix(t.Name, prefix) || t.ID == templateID {
+				templates = append(templates, t.ID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	err = c.read(ctx, "list images", func(ctx context.Context) error {
+		pool, err := c.ctrl.Images().InfoContext(ctx)
+		if err != nil {
+			return err
+		}
+		images = nil
+		for _, img := range pool.Images {
+			if strings.HasPrefix(img.Name, prefix) || img.ID == imageID {
+				images = append(images, img.ID)
+			}
+		}
+		return nil
+	})
+	return templates, images, err
+}
+
+// terminate terminate-hards VM id and waits until it is DONE (or gone).
+func (c *Client) terminate(ctx context.Context, id int) error {
+	err := c.read(ctx, fmt.Sprintf("terminate VM %d", id), func(ctx context.Context) error {
+		return c.ctrl.VM(id).TerminateHardContext(ctx)
+	})
+	var re *goerrs.ResponseError
+	switch {
+	case err == nil:
+		c.log("teardown: terminate-hard VM %d", id)
+	case isNoExists(err):
+		return nil
+	case errors.As(err, &re) && re.Code == goerrs.OneActionError:
+		// Already on its way out (EPILOG) or DONE: wait below.
+	default:
+		return err
+	}
+	for {
+		s, err := c.vmStatus(ctx, id)
+		if isNoExists(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if vm.State(s.state) == vm.Done {
+			c.log("teardown: VM %d DONE", id)
+			return nil
+		}
+		if err := sleep(ctx, c.Poll); err != nil {
+			return fmt.Errorf("VM %d still %s: %w", id, s.name, err)
+		}
+	}
+}
+
+// deleteImage deletes image id, waiting while a VM still holds it (USED until the VM is
+// DONE on every host).
+func (c *Client) deleteImage(ctx context.Context, id int) error {
+	for {
+		err := c.read(ctx, fmt.Sprintf("delete image %d", id), func(ctx context.Context) error {
+			return c.ctrl.Image(id).DeleteContext(ctx)
+		})
+		var re *goerrs.ResponseError
+		switch {
+		case err == nil:
+			c.log("teardown: deleted image %d", id)
+			return nil
+		case isNoExists(err):
+			return nil
+		case errors.As(err, &re) && re.Code == goerrs.OneActionError:
+			if serr := sleep(ctx, c.Poll); serr != nil {
+				return fmt.Errorf("%w (still refused: %s)", serr, re.Msg)
+			}
+		default:
+			return err
+		}
+	}
+}
