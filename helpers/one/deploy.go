@@ -68,6 +68,14 @@ type Deployment struct {
 	endpoint     string
 	ip           string
 	lastState    string // last VM state logged
+	allocated    bool   // an allocation was sent: teardown must look
+}
+
+// allocating records that an object may exist from now on, even without its id.
+func (d *Deployment) allocating() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.allocated = true
 }
 
 // NewDeployment picks a run id and a fresh appliance password.
@@ -226,6 +234,7 @@ func (c *Client) image(ctx context.Context, cfg Config, d *Deployment, dsID int)
 		t.AddPair("PATH", source)
 		t.AddPair("TYPE", "OS")
 		t.AddPair("DESCRIPTION", "SLM-Copilot acceptance run "+d.RunID+"; removed by the run or by make one-clean")
+		d.allocating()
 		err = c.create(ctx, "register the image", func(ctx context.Context) (err error) {
 			id, err = c.ctrl.Images().CreateContext(ctx, t.String(), uint(dsID))
 			return err
@@ -322,6 +331,7 @@ func (c *Client) template(ctx context.Context, cfg Config, d *Deployment, netID 
 	}
 	ctxVec.AddPair(PasswordKey, d.Password)
 	var id int
+	d.allocating()
 	err := c.create(ctx, "create the VM template", func(ctx context.Context) (err error) {
 		id, err = c.ctrl.Templates().CreateContext(ctx, t.String())
 		return err
@@ -339,6 +349,7 @@ func (c *Client) template(ctx context.Context, cfg Config, d *Deployment, netID 
 func (c *Client) instantiate(ctx context.Context, d *Deployment) error {
 	_, templateID, _ := d.IDs()
 	var id int
+	d.allocating()
 	err := c.create(ctx, "instantiate the template", func(ctx context.Context) (err error) {
 		id, err = c.ctrl.Template(templateID).InstantiateContext(ctx, d.RunID+"-vm", false, "", false)
 		return err

@@ -17,8 +17,12 @@ import (
 func (c *Client) Teardown(ctx context.Context, d *Deployment) error {
 	imageID, templateID, vmID := d.IDs()
 	d.mu.Lock()
-	created := d.imageCreated
+	created, allocated := d.imageCreated, d.allocated
 	d.mu.Unlock()
+	if !allocated {
+		c.log("teardown: run %s created nothing", d.RunID)
+		return nil
+	}
 	if !created {
 		imageID = -1
 	}
