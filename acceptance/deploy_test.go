@@ -2,6 +2,7 @@ package acceptance
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -148,18 +149,20 @@ func deployOne() (*oneRun, error) {
 	r := &oneRun{c: c, d: one.NewDeployment(), deadline: killTime()}
 	logOne("run %s (teardown at the end%s)", r.d.RunID, map[bool]string{true: "; -one.keep: kept instead", false: ""}[*oneKeep])
 
-	ctx, cancel := context.WithDeadlineCause(context.Background(), r.deadline.Add(-teardownMargin()),
+	timed, cancelTimed := context.WithDeadlineCause(context.Background(), r.deadline.Add(-teardownMargin()),
 		fmt.Errorf("the test -timeout is near: stopped to leave time for teardown (raise -timeout; deploy mode wants e.g. -timeout 2h)"))
-	defer cancel()
+	defer cancelTimed()
+	ctx, cancel := context.WithCancelCause(timed)
+	defer cancel(nil)
 	deployed := make(chan struct{})
 	go r.onSignal(cancel, deployed)
-	go r.onDeadline()
 	err = c.Deploy(ctx, cfg, r.d)
 	close(deployed)
 	if err != nil {
 		r.finish()
 		return nil, fmt.Errorf("deploy: %w", err)
 	}
+	go r.onDeadline()
 	return r, nil
 }
 
@@ -182,14 +185,17 @@ func teardownMargin() time.Duration {
 	return min(max(m, 45*time.Second), 5*time.Minute)
 }
 
+// errInterrupted ends a deploy stopped by Ctrl-C or SIGTERM.
+var errInterrupted = errors.New("interrupted")
+
 // onSignal tears down on Ctrl-C or SIGTERM: it stops the deploy, lets it return (so no
 // allocation is in flight), removes everything and exits. A second signal exits at once.
-func (r *oneRun) onSignal(cancel context.CancelFunc, deployed <-chan struct{}) {
+func (r *oneRun) onSignal(cancel context.CancelCauseFunc, deployed <-chan struct{}) {
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	s := <-sig
 	logOne("%v: interrupted; tearing down run %s", s, r.d.RunID)
-	cancel()
+	cancel(errInterrupted)
 	go func() {
 		<-sig
 		logOne("interrupted again: exiting without finishing teardown; `make one-clean` removes what is left of %s", r.d.RunID)
@@ -203,7 +209,8 @@ func (r *oneRun) onSignal(cancel context.CancelFunc, deployed <-chan struct{}) {
 	os.Exit(130)
 }
 
-// onDeadline tears down when the checks run into the test timeout.
+// onDeadline tears down when the checks run into the test timeout (the deploy itself
+// stops at the same point through its context).
 func (r *oneRun) onDeadline() {
 	time.Sleep(time.Until(r.deadline.Add(-teardownMargin())))
 	logOne("the test -timeout is near: tearing down run %s before go test kills this binary", r.d.RunID)

@@ -9,6 +9,7 @@ package acceptance
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -56,6 +57,9 @@ func run(m *testing.M) (code int) {
 		r, err := deployOne()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "acceptance:", err)
+			if errors.Is(err, errInterrupted) {
+				return 130
+			}
 			return 2
 		}
 		defer func() {

@@ -223,7 +223,6 @@ func TestDeployFailures(t *testing.T) {
 			}
 			assert.NotContains(t, err.Error()+logs.String(), d.Password)
 
-			c.Unreachable = time.Minute // teardown rides out the rest of an outage
 			require.NoError(t, c.Teardown(deadline(t), d), "teardown after %s", tt.name)
 			assertNothingLeft(t, sim, d)
 		})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	goerrs "github.com/OpenNebula/one/src/oca/go/src/goca/errors"
 	"github.com/OpenNebula/one/src/oca/go/src/goca/schemas/vm"
@@ -26,13 +27,23 @@ func (c *Client) Teardown(ctx context.Context, d *Deployment) error {
 	if !created {
 		imageID = -1
 	}
-	return c.remove(ctx, d.RunID+"-", vmID, templateID, imageID)
+	return c.patient().remove(ctx, d.RunID+"-", vmID, templateID, imageID)
 }
+
+// patient is c for removals: giving up early on an unreachable oned would leave the
+// run's objects behind, so it waits at least teardownPatience (bounded by the context).
+func (c *Client) patient() *Client {
+	p := *c
+	p.Unreachable = max(c.Unreachable, teardownPatience)
+	return &p
+}
+
+const teardownPatience = 5 * time.Minute
 
 // Clean removes every object whose name starts with NamePrefix: what earlier runs
 // could not remove (a killed process, an unreachable front-end). It is `make one-clean`.
 func (c *Client) Clean(ctx context.Context) error {
-	return c.remove(ctx, NamePrefix, -1, -1, -1)
+	return c.patient().remove(ctx, NamePrefix, -1, -1, -1)
 }
 
 // remove deletes VMs, templates and images named prefix* plus the given ids (-1: none).
