@@ -14,6 +14,11 @@ export SLM_COPILOT_CACHE    ?= /var/cache/slm-copilot
 
 BIN := bin
 
+# Deploy mode (see README): ONE_FLAGS='-one.image=URL -one.network=NET ...'; oned and the
+# credentials come from -one.endpoint/-one.auth or $ONE_XMLRPC/$ONE_AUTH/~/.one/one_auth.
+ONE_FLAGS ?=
+ACTIONLINT := $(SLM_COPILOT_CACHE)/tools/actionlint-current/actionlint
+
 # Build settings (see `go test ./build -args -h`): BUILD_FLAGS='-accelerator=tcg -context-sha256=...'
 BUILD_FLAGS ?=
 BUILD_DIR   ?= $(SLM_COPILOT_CACHE)/build
@@ -24,10 +29,10 @@ CERTIFY_FLAGS := -model=$(MODEL) \
 	$(if $(HTTP_ENDPOINT),-http-endpoint=$(HTTP_ENDPOINT)) \
 	$(if $(CA_CERT),-ca-cert=$(CA_CERT))
 
-.PHONY: help deps serve certify test lint build checksum test-smoke-build clean
+.PHONY: help deps serve certify certify-one one-clean oned-sim test lint build checksum test-smoke-build clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 deps: ## install system packages, llama-server and the Node SDK (idempotent, cached in $SLM_COPILOT_CACHE)
 	@bash fixtures/deps.sh
@@ -39,18 +44,28 @@ serve: deps ## run the embedded reference appliance until Ctrl-C, printing its e
 certify: deps ## certify ENDPOINT with PASSWORD (no ENDPOINT: the embedded reference appliance)
 	go test ./acceptance -count=1 -v $(CERTIFY_FLAGS)
 
+certify-one: deps ## deploy the image to OpenNebula (ONE_FLAGS), certify the VM, tear everything down
+	go test ./acceptance -count=1 -v -timeout 3h $(ONE_FLAGS)
+
+one-clean: ## remove every object earlier deploy runs left in OpenNebula (named slm-copilot-acc-*)
+	go test ./acceptance -count=1 -run '^$$' -one.clean $(ONE_FLAGS)
+
+oned-sim: ## run the oned SIMULATOR on 127.0.0.1:2633 until Ctrl-C (try deploy mode without OpenNebula)
+	go run ./fixtures/oned -listen 127.0.0.1:2633
+
 test: deps lint ## run the project's tests: every check, and proof that each one can fail
 	go test -count=1 -timeout 25m ./...
 
 # Every tracked file that starts with a bash shebang, whatever its name.
 SHELL_SCRIPTS = $$(git ls-files | xargs grep -lE '^\#!/usr/bin/env bash|^\#!/bin/bash' 2>/dev/null)
 
-lint: deps ## gofmt, go vet, shellcheck on every shell script, yamllint (marketplace rules)
+lint: deps ## gofmt, go vet, shellcheck on every shell script, yamllint (marketplace rules), actionlint
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 	  if [[ -n "$$unformatted" ]]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	go vet ./...
 	shellcheck -x $(SHELL_SCRIPTS)
 	yamllint --strict -c .yamllint $$(git ls-files '*.yaml' '*.yml' .yamllint)
+	$(ACTIONLINT) $$(git ls-files '.github/workflows/*.yml')
 
 build: deps ## build the marketplace image on a build host (BUILD_FLAGS, BUILD_DIR)
 	$(BUILD_TEST) -args -build -work-dir=$(BUILD_DIR) $(BUILD_FLAGS)
