@@ -393,7 +393,8 @@ func (in *Instance) startNginx(ctx context.Context, log io.Writer, requireReady 
 // process is a child started in its own process group.
 type process struct {
 	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
+	done chan struct{} // closed when the process has exited and was reaped
+	once sync.Once     // stop signals the group at most once
 }
 
 // spawn starts cmd in its own process group, killed with us if we die first.
@@ -415,15 +416,24 @@ func (in *Instance) spawn(cmd *exec.Cmd, out io.Writer) (*process, error) {
 // stop asks the process group to stop and kills it if it has not within a few seconds.
 // nginx's master waits for its workers, so its exit means the group is gone.
 func (p *process) stop() {
-	pgid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-p.done
-	}
-	_ = syscall.Kill(-pgid, syscall.SIGKILL) // stragglers that outlived their leader
+	p.once.Do(func() {
+		select {
+		case <-p.done:
+			// Reaped already (it crashed or was stopped): its group id may now belong to
+			// another process group (pids are reused quickly), so it is not signalled.
+			return
+		default:
+		}
+		pgid := p.cmd.Process.Pid
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			<-p.done
+		}
+		_ = syscall.Kill(-pgid, syscall.SIGKILL) // stragglers that outlived their leader
+	})
 }
 
 // waitFor polls ok until it returns true, p exits, or ctx ends.
