@@ -121,11 +121,11 @@ func (c *Client) Deploy(ctx context.Context, cfg Config, d *Deployment) error {
 		return err
 	}
 	c.log("oned %s at %s, user %q", version, c.Endpoint, c.user)
-	dsID, err := c.datastore(ctx, cfg.Datastore)
+	dsID, err := c.find(ctx, "image datastore", "-one.datastore", cfg.Datastore, c.imageDatastores)
 	if err != nil {
 		return err
 	}
-	netID, err := c.network(ctx, cfg.Network)
+	netID, err := c.find(ctx, "virtual network", "-one.network", cfg.Network, c.networks)
 	if err != nil {
 		return err
 	}
@@ -162,61 +162,66 @@ func (cfg *Config) defaults() {
 	}
 }
 
-// datastore finds an image datastore by name or id.
-func (c *Client) datastore(ctx context.Context, want string) (int, error) {
-	var names []string
-	var found = -1
-	err := c.read(ctx, "list datastores", func(ctx context.Context) error {
-		pool, err := c.ctrl.Datastores().InfoContext(ctx)
-		if err != nil {
-			return err
-		}
-		names, found = nil, -1
-		for _, ds := range pool.Datastores {
-			if ds.Type != "0" { // image datastores only
-				continue
-			}
-			names = append(names, fmt.Sprintf("%q (%d)", ds.Name, ds.ID))
-			if ds.Name == want || strconv.Itoa(ds.ID) == want {
-				found = ds.ID
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return -1, err
-	}
-	if found < 0 {
-		return -1, fmt.Errorf("no image datastore %q on oned at %s; -one.datastore can be one of: %s", want, c.Endpoint, strings.Join(names, ", "))
-	}
-	return found, nil
+// named is an object as oned lists it.
+type named struct {
+	id   int
+	name string
 }
 
-// network finds a virtual network by name or id.
-func (c *Client) network(ctx context.Context, want string) (int, error) {
-	var names []string
-	var found = -1
-	err := c.read(ctx, "list virtual networks", func(ctx context.Context) error {
-		pool, err := c.ctrl.VirtualNetworks().InfoContext(ctx)
-		if err != nil {
-			return err
-		}
-		names, found = nil, -1
-		for _, n := range pool.VirtualNetworks {
-			names = append(names, fmt.Sprintf("%q (%d)", n.Name, n.ID))
-			if n.Name == want || strconv.Itoa(n.ID) == want {
-				found = n.ID
-			}
-		}
-		return nil
+// lister reads one of oned's pools.
+type lister func(context.Context) ([]named, error)
+
+// list reads a pool, retrying while oned is unreachable.
+func (c *Client) list(ctx context.Context, what string, l lister) ([]named, error) {
+	var objs []named
+	err := c.read(ctx, "list "+what, func(ctx context.Context) (err error) {
+		objs, err = l(ctx)
+		return err
 	})
+	return objs, err
+}
+
+// find returns the id of the object named or numbered want, or an error listing them.
+func (c *Client) find(ctx context.Context, what, flagName, want string, l lister) (int, error) {
+	objs, err := c.list(ctx, what, l)
 	if err != nil {
 		return -1, err
 	}
-	if found < 0 {
-		return -1, fmt.Errorf("no virtual network %q on oned at %s; -one.network can be one of: %s", want, c.Endpoint, strings.Join(names, ", "))
+	var names []string
+	for _, o := range objs {
+		if o.name == want || strconv.Itoa(o.id) == want {
+			return o.id, nil
+		}
+		names = append(names, fmt.Sprintf("%q (%d)", o.name, o.id))
 	}
-	return found, nil
+	return -1, fmt.Errorf("no %s %q on oned at %s; %s can be one of: %s", what, want, c.Endpoint, flagName, strings.Join(names, ", "))
+}
+
+// imageDatastores lists the datastores images can be registered in.
+func (c *Client) imageDatastores(ctx context.Context) ([]named, error) {
+	pool, err := c.ctrl.Datastores().InfoContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var objs []named
+	for _, ds := range pool.Datastores {
+		if ds.Type == "0" { // IMAGE_DS
+			objs = append(objs, named{ds.ID, ds.Name})
+		}
+	}
+	return objs, nil
+}
+
+func (c *Client) networks(ctx context.Context) ([]named, error) {
+	pool, err := c.ctrl.VirtualNetworks().InfoContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var objs []named
+	for _, n := range pool.VirtualNetworks {
+		objs = append(objs, named{n.ID, n.Name})
+	}
+	return objs, nil
 }
 
 // image registers cfg.Image (or reuses it, given an id) and waits until it is READY.

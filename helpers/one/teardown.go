@@ -49,7 +49,7 @@ func (c *Client) Clean(ctx context.Context) error {
 // remove deletes VMs, templates and images named prefix* plus the given ids (-1: none).
 func (c *Client) remove(ctx context.Context, prefix string, vmID, templateID, imageID int) error {
 	var left []string
-	vms, err := c.matchingVMs(ctx, prefix, vmID)
+	vms, err := c.matching(ctx, "VMs", prefix, vmID, c.liveVMs)
 	if err != nil {
 		return c.leftover(prefix, []string{fmt.Sprintf("VMs named %s* (listing failed: %v)", prefix, err)})
 	}
@@ -58,9 +58,13 @@ func (c *Client) remove(ctx context.Context, prefix string, vmID, templateID, im
 			left = append(left, fmt.Sprintf("VM %d (%v): onevm terminate --hard %d", id, err, id))
 		}
 	}
-	templates, images, err := c.matchingTemplatesImages(ctx, prefix, templateID, imageID)
+	templates, err := c.matching(ctx, "templates", prefix, templateID, c.templates)
 	if err != nil {
 		return c.leftover(prefix, append(left, fmt.Sprintf("templates and images named %s* (listing failed: %v)", prefix, err)))
+	}
+	images, err := c.matching(ctx, "images", prefix, imageID, c.images)
+	if err != nil {
+		return c.leftover(prefix, append(left, fmt.Sprintf("images named %s* (listing failed: %v)", prefix, err)))
 	}
 	for _, id := range templates {
 		err := c.read(ctx, fmt.Sprintf("delete template %d", id), func(ctx context.Context) error {
@@ -88,56 +92,56 @@ func (c *Client) leftover(prefix string, left []string) error {
 		c.Endpoint, strings.Join(left, "\n  "))
 }
 
-// matchingVMs lists the VMs not yet DONE named prefix*, plus id.
-func (c *Client) matchingVMs(ctx context.Context, prefix string, id int) ([]int, error) {
+// matching are the ids of objects named prefix*, plus id if listed.
+func (c *Client) matching(ctx context.Context, what, prefix string, id int, l lister) ([]int, error) {
+	objs, err := c.list(ctx, what, l)
+	if err != nil {
+		return nil, err
+	}
 	var ids []int
-	err := c.read(ctx, "list VMs", func(ctx context.Context) error {
-		pool, err := c.ctrl.VMs().InfoContext(ctx)
-		if err != nil {
-			return err
+	for _, o := range objs {
+		if strings.HasPrefix(o.name, prefix) || o.id == id {
+			ids = append(ids, o.id)
 		}
-		ids = nil
-		for _, v := range pool.VMs {
-			if strings.HasPrefix(v.Name, prefix) || v.ID == id {
-				ids = append(ids, v.ID)
-			}
-		}
-		return nil
-	})
-	return ids, err
+	}
+	return ids, nil
 }
 
-func (c *Client) matchingTemplatesImages(ctx context.Context, prefix string, templateID, imageID int) (templates, images []int, err error) {
-	err = c.read(ctx, "list templates", func(ctx context.Context) error {
-		pool, err := c.ctrl.Templates().InfoContext(ctx)
-		if err != nil {
-			return err
-		}
-		templates = nil
-		for _, t := range pool.Templates {
-			if strings.HasPrefix(t.Name, prefix) || t.ID == templateID {
-				templates = append(templates, t.ID)
-			}
-		}
-		return nil
-	})
+// liveVMs lists the VMs not DONE.
+func (c *Client) liveVMs(ctx context.Context) ([]named, error) {
+	pool, err := c.ctrl.VMs().InfoContext(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	err = c.read(ctx, "list images", func(ctx context.Context) error {
-		pool, err := c.ctrl.Images().InfoContext(ctx)
-		if err != nil {
-			return err
-		}
-		images = nil
-		for _, img := range pool.Images {
-			if strings.HasPrefix(img.Name, prefix) || img.ID == imageID {
-				images = append(images, img.ID)
-			}
-		}
-		return nil
-	})
-	return templates, images, err
+	var objs []named
+	for _, v := range pool.VMs {
+		objs = append(objs, named{v.ID, v.Name})
+	}
+	return objs, nil
+}
+
+func (c *Client) templates(ctx context.Context) ([]named, error) {
+	pool, err := c.ctrl.Templates().InfoContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var objs []named
+	for _, t := range pool.Templates {
+		objs = append(objs, named{t.ID, t.Name})
+	}
+	return objs, nil
+}
+
+func (c *Client) images(ctx context.Context) ([]named, error) {
+	pool, err := c.ctrl.Images().InfoContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var objs []named
+	for _, img := range pool.Images {
+		objs = append(objs, named{img.ID, img.Name})
+	}
+	return objs, nil
 }
 
 // terminate terminate-hards VM id and waits until it is DONE (or gone).
