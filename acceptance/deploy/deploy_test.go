@@ -322,3 +322,34 @@ func TestKeepThenClean(t *testing.T) {
 	assert.Contains(t, clean.output, "nothing named slm-copilot-acc-* is left")
 	assertNothingLeft(t, s)
 }
+
+// Mistakes in the deploy flags stop the run before anything is created, saying what to fix.
+func TestDeployFlagErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"image_missing", []string{"-one.network=public"}, nil, "deploy mode needs -one.image"},
+		{"network_missing", []string{"-one.image=/x.qcow2"}, nil, "deploy mode needs -one.network"},
+		{"endpoint_and_deploy", []string{"-endpoint=https://10.0.0.5", "-one.image=/x.qcow2", "-one.network=n"}, nil, "exclude each other"},
+		{"password_in_context", []string{"-one.context=ONEAPP_COPILOT_PASSWORD=mine"}, nil, "generated for each run"},
+		{"auth_file_missing", []string{"-one.image=/x.qcow2", "-one.network=n"}, []string{"ONE_AUTH=/nonexistent/one_auth"}, "/nonexistent/one_auth does not exist"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := &suite{out: &syncBuffer{}}
+			r.cmd = exec.Command(suiteBinary, append([]string{"-one.endpoint=http://127.0.0.1:9/RPC2"}, tt.args...)...)
+			r.cmd.Env = append(os.Environ(), tt.env...)
+			r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
+			require.NoError(t, r.cmd.Start())
+			r.wait(t)
+			assert.Equal(t, 2, r.code, r.output)
+			assert.Contains(t, r.output, tt.want)
+			assert.Empty(t, r.results(), "no check runs")
+		})
+	}
+}
