@@ -353,3 +353,15 @@ func TestDeployFlagErrors(t *testing.T) {
 		})
 	}
 }
+
+// A failing check still tears the deployment down, and the run fails.
+func TestFailedCheckStillTearsDown(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simulator.Options{})
+	r := runSuite(t, deployArgs(t, s, "-model=another-model", "-test.run=TestModelListed")...)
+	assert.Equal(t, 1, r.code, r.output)
+	assert.Equal(t, "FAIL", r.results()["TestModelListed"], "the appliance serves devstral-small-2, not another-model")
+	assert.Contains(t, r.output, "teardown complete")
+	assertNothingLeft(t, s)
+	assertNoPassword(t, s, r.output)
+}
