@@ -110,6 +110,7 @@ type oneRun struct {
 	c        *one.Client
 	d        *one.Deployment
 	deadline time.Time // when go test will kill the binary
+	stopAt   time.Time // when the deploy or the checks give way to teardown
 	once     sync.Once
 	code     int
 }
@@ -146,10 +147,11 @@ func deployOne() (*oneRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &oneRun{c: c, d: one.NewDeployment(), deadline: killTime()}
+	kill, total := killTime()
+	r := &oneRun{c: c, d: one.NewDeployment(), deadline: kill, stopAt: kill.Add(-teardownMargin(total))}
 	logOne("run %s (teardown at the end%s)", r.d.RunID, map[bool]string{true: "; -one.keep: kept instead", false: ""}[*oneKeep])
 
-	timed, cancelTimed := context.WithDeadlineCause(context.Background(), r.deadline.Add(-teardownMargin()),
+	timed, cancelTimed := context.WithDeadlineCause(context.Background(), r.stopAt,
 		fmt.Errorf("the test -timeout is near: stopped to leave time for teardown (raise -timeout; deploy mode wants e.g. -timeout 2h)"))
 	defer cancelTimed()
 	ctx, cancel := context.WithCancelCause(timed)
@@ -166,23 +168,23 @@ func deployOne() (*oneRun, error) {
 	return r, nil
 }
 
-// killTime is when go test's -timeout ends this binary (it panics, skipping deferred
-// teardown), or far away without one.
-func killTime() time.Time {
+// killTime is when go test's -timeout (total) ends this binary: it panics then, skipping
+// deferred teardown. Without a timeout it is far away.
+func killTime() (time.Time, time.Duration) {
 	if f := flag.Lookup("test.timeout"); f != nil {
 		if d, ok := f.Value.(flag.Getter).Get().(time.Duration); ok && d > 0 {
-			return processStart.Add(d)
+			return processStart.Add(d), d
 		}
 	}
-	return processStart.Add(365 * 24 * time.Hour)
+	const forever = 365 * 24 * time.Hour
+	return processStart.Add(forever), forever
 }
 
 var processStart = time.Now()
 
-// teardownMargin is kept free before killTime for teardown.
-func teardownMargin() time.Duration {
-	m := time.Until(killTime()) / 10
-	return min(max(m, 45*time.Second), 5*time.Minute)
+// teardownMargin is what is kept free for teardown at the end of a -timeout of total.
+func teardownMargin(total time.Duration) time.Duration {
+	return min(max(total/10, 45*time.Second), 5*time.Minute)
 }
 
 // errInterrupted ends a deploy stopped by Ctrl-C or SIGTERM.
@@ -212,7 +214,7 @@ func (r *oneRun) onSignal(cancel context.CancelCauseFunc, deployed <-chan struct
 // onDeadline tears down when the checks run into the test timeout (the deploy itself
 // stops at the same point through its context).
 func (r *oneRun) onDeadline() {
-	time.Sleep(time.Until(r.deadline.Add(-teardownMargin())))
+	time.Sleep(time.Until(r.stopAt))
 	logOne("the test -timeout is near: tearing down run %s before go test kills this binary", r.d.RunID)
 	r.finish()
 	os.Exit(1)

@@ -10,6 +10,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +27,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/slm-copilot/slm-copilot/fixtures/oned/simulator"
+	"github.com/slm-copilot/slm-copilot/helpers/reference"
 )
 
 // suiteBinary is the acceptance suite compiled once by TestMain.
@@ -75,6 +78,12 @@ type sim struct {
 
 func startSim(t *testing.T, opts simulator.Options) *sim {
 	t.Helper()
+	return startTamperedSim(t, opts, nil)
+}
+
+// startTamperedSim is startSim whose guests' rendered files tamper edits.
+func startTamperedSim(t *testing.T, opts simulator.Options, tamper func(*reference.Files) error) *sim {
+	t.Helper()
 	requireRoot(t)
 	s := &sim{}
 	opts.Log = writerFunc(func(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.log.Write(p) })
@@ -82,7 +91,7 @@ func startSim(t *testing.T, opts simulator.Options) *sim {
 		s.mu.Lock()
 		s.passwords = append(s.passwords, spec.Context["ONEAPP_COPILOT_PASSWORD"])
 		s.mu.Unlock()
-		return simulator.BootReference(ctx, spec)
+		return simulator.BootReferenceWith(tamper)(ctx, spec)
 	}
 	var err error
 	s.Oned, err = simulator.Start("127.0.0.1:0", opts)
@@ -364,4 +373,82 @@ func TestFailedCheckStillTearsDown(t *testing.T) {
 	assert.Contains(t, r.output, "teardown complete")
 	assertNothingLeft(t, s)
 	assertNoPassword(t, s, r.output)
+}
+
+// hungEngine points a guest's front door at an engine that accepts connections and never
+// answers, so the checks that reach the engine hold until -request-timeout: a run that is
+// reliably in the middle of its checks.
+func hungEngine(t *testing.T) func(*reference.Files) error {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			go io.Copy(io.Discard, c)
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return func(f *reference.Files) error {
+		b, err := os.ReadFile(f.Site)
+		if err != nil {
+			return err
+		}
+		upstream := regexp.MustCompile(`(upstream slm_copilot_engine \{\s*server )[^;]+;`)
+		if n := len(upstream.FindAllIndex(b, -1)); n != 1 {
+			return fmt.Errorf("%s: engine upstream found %d times, want 1", f.Site, n)
+		}
+		return os.WriteFile(f.Site, upstream.ReplaceAll(b, []byte("${1}"+l.Addr().String()+";")), 0o600)
+	}
+}
+
+// waitForOutput waits until the run printed phrase.
+func waitForOutput(t *testing.T, r *suite, phrase string) {
+	t.Helper()
+	require.Eventually(t, func() bool { return strings.Contains(r.out.String(), phrase) },
+		2*time.Minute, 50*time.Millisecond, "the run never printed %q:\n%s", phrase, r.out.String())
+}
+
+// Ctrl-C while the checks run (they hang on the engine) tears down and exits 130.
+func TestInterruptDuringChecks(t *testing.T) {
+	t.Parallel()
+	s := startTamperedSim(t, simulator.Options{}, hungEngine(t))
+	r := startSuite(t, deployArgs(t, s, "-request-timeout=3m")...)
+	waitForOutput(t, r, "=== RUN   Test")
+	require.NoError(t, r.cmd.Process.Signal(syscall.SIGINT))
+	r.wait(t)
+	assert.Equal(t, 130, r.code, r.output)
+	assert.Contains(t, r.output, "interrupted; tearing down")
+	assert.Contains(t, r.output, "teardown complete")
+	assertNothingLeft(t, s)
+	assertNoPassword(t, s, r.output)
+}
+
+// Checks that run into -timeout give way to teardown before go test would kill the binary.
+func TestTimeoutDuringChecks(t *testing.T) {
+	t.Parallel()
+	s := startTamperedSim(t, simulator.Options{}, hungEngine(t))
+	began := time.Now()
+	r := runSuite(t, deployArgs(t, s, "-request-timeout=3m", "-test.timeout=90s")...)
+	assert.Equal(t, 1, r.code, r.output)
+	assert.Contains(t, r.output, "the test -timeout is near: tearing down")
+	assert.Contains(t, r.output, "teardown complete")
+	assert.NotContains(t, r.output, "panic: test timed out", "teardown comes before go test's own timeout")
+	assert.Less(t, time.Since(began), 90*time.Second, "the run ended before its -timeout")
+	assertNothingLeft(t, s)
 }
