@@ -51,13 +51,14 @@ func NewClient(endpoint, session string, log Logf) *Client {
 	}
 }
 
-// Version is the preflight: it proves oned answers and accepts the credentials.
+// Version is the preflight: it proves oned answers and accepts the credentials. It is
+// not retried: an endpoint that does not answer at the start is most likely mistyped.
 func (c *Client) Version(ctx context.Context) (string, error) {
 	var v string
-	err := c.read(ctx, "ask oned its version", func(ctx context.Context) (err error) {
+	err := c.retry(ctx, "ask oned its version", func(ctx context.Context) (err error) {
 		v, err = c.ctrl.SystemVersionContext(ctx)
 		return err
-	})
+	}, func(error) bool { return false })
 	return v, err
 }
 
@@ -108,6 +109,9 @@ func (c *Client) explain(what string, err error) error {
 	var re *goerrs.ResponseError
 	if errors.As(err, &re) && re.Code == goerrs.OneAuthenticationError {
 		return fmt.Errorf("%s: oned at %s rejected the credentials of user %q (%s); check -one.auth, $ONE_AUTH or ~/.one/one_auth", what, c.Endpoint, c.user, re.Msg)
+	}
+	if isUnreachable(err) {
+		return fmt.Errorf("%s: oned at %s unreachable: %v; is the front-end up and -one.endpoint right?", what, c.Endpoint, cause(err))
 	}
 	var ce *goerrs.ClientError
 	if errors.As(err, &ce) {

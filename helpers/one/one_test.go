@@ -185,6 +185,10 @@ func TestDeployFailures(t *testing.T) {
 	}{
 		{name: "authentication", change: func(_ *one.Config, c *one.Client) {},
 			errs: []string{"rejected the credentials of user \"intruder\"", "-one.auth"}},
+		{name: "unreachable_at_preflight", change: func(_ *one.Config, _ *one.Client) {},
+			errs: []string{"oned at http://127.0.0.1:9/RPC2 unreachable", "connection refused", "-one.endpoint"}},
+		{name: "not_oned", change: func(_ *one.Config, _ *one.Client) {},
+			errs: []string{"no valid answer from oned", "is it an OpenNebula XML-RPC endpoint"}},
 		{name: "unknown_datastore", change: func(cfg *one.Config, _ *one.Client) { cfg.Datastore = "fast" },
 			errs: []string{`no image datastore "fast"`, `"default" (1)`}},
 		{name: "unknown_network", change: func(cfg *one.Config, _ *one.Client) { cfg.Network = "public" },
@@ -209,8 +213,13 @@ func TestDeployFailures(t *testing.T) {
 			t.Parallel()
 			sim, c, logs := setup(t, tt.opts)
 			cfg := config(t)
-			if tt.name == "authentication" {
+			switch tt.name {
+			case "authentication":
 				c = one.NewClient(sim.Endpoint(), "intruder:pw", logs.logf)
+			case "unreachable_at_preflight": // the discard port: nothing listens
+				c = one.NewClient("http://127.0.0.1:9/RPC2", simulator.DefaultAuth, logs.logf)
+			case "not_oned": // a URL where no XML-RPC is served (404)
+				c = one.NewClient(strings.TrimSuffix(sim.Endpoint(), "/RPC2")+"/nothing-here", simulator.DefaultAuth, logs.logf)
 			}
 			if tt.change != nil {
 				tt.change(&cfg, c)
