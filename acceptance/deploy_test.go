@@ -149,10 +149,14 @@ func deployOne() (*oneRun, error) {
 	}
 	kill, total := killTime()
 	r := &oneRun{c: c, d: one.NewDeployment(), deadline: kill, stopAt: kill.Add(-teardownMargin(total))}
-	logOne("run %s (teardown at the end%s)", r.d.RunID, map[bool]string{true: "; -one.keep: kept instead", false: ""}[*oneKeep])
+	if *oneKeep {
+		logOne("run %s (-one.keep: kept at the end, not torn down)", r.d.RunID)
+	} else {
+		logOne("run %s (torn down at the end)", r.d.RunID)
+	}
 
 	timed, cancelTimed := context.WithDeadlineCause(context.Background(), r.stopAt,
-		fmt.Errorf("the test -timeout is near: stopped to leave time for teardown (raise -timeout; deploy mode wants e.g. -timeout 2h)"))
+		fmt.Errorf("the test -timeout is near: stopped to leave time for teardown (raise -timeout; deploy mode wants e.g. -timeout 3h)"))
 	defer cancelTimed()
 	ctx, cancel := context.WithCancelCause(timed)
 	defer cancel(nil)

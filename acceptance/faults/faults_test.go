@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -75,7 +76,8 @@ func faults() []fault {
 		{
 			name: "plain_http_instead_of_tls",
 			tamper: func(f *reference.Files) error {
-				return replace(f.Site, fmt.Sprintf("listen 127.0.0.1:%d ssl;", f.HTTPSPort), fmt.Sprintf("listen 127.0.0.1:%d;", f.HTTPSPort))
+				addr := net.JoinHostPort(f.Address, strconv.Itoa(f.HTTPSPort))
+				return replace(f.Site, "listen "+addr+" ssl;", "listen "+addr+";")
 			},
 			fails:   map[string]string{"TestTLSVersions/TLS1.2_accepted": "handshake", "TestTLSVersions/TLS1.3_accepted": "handshake", "TestCertificate": "no TLS 1.2 or 1.3 handshake"},
 			mayFail: []string{"*"},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,7 +67,6 @@ type Deployment struct {
 	templateID   int
 	vmID         int
 	endpoint     string
-	ip           string
 	lastState    string // last VM state logged
 	allocated    bool   // an allocation was sent: teardown must look
 }
@@ -423,7 +423,7 @@ func (s vmStatus) failed() string {
 	switch {
 	case s.err != "":
 		return fmt.Sprintf("VM is %s with USER_TEMPLATE/ERROR: %s", s.name, s.err)
-	case strings.HasSuffix(s.name, "_FAILURE"), strings.HasSuffix(s.name, "FAILURE"):
+	case strings.HasSuffix(s.name, "_FAILURE"):
 		return fmt.Sprintf("VM entered %s", s.name)
 	}
 	switch vm.State(s.state) {
@@ -465,7 +465,7 @@ func (c *Client) waitReady(ctx context.Context, d *Deployment, timeout time.Dura
 		c.log("vm %d: no %s published; using the NIC address %s", id, EndpointKey, endpoint)
 	}
 	d.mu.Lock()
-	d.endpoint, d.ip = endpoint, last.ip
+	d.endpoint = endpoint
 	d.mu.Unlock()
 	c.log("vm %d: READY at %s", id, endpoint)
 	return nil
@@ -512,20 +512,23 @@ func sleep(ctx context.Context, d time.Duration) error {
 // readable only by the user, never to the output.
 func (d *Deployment) KeepNote(dir string) (string, error) {
 	imageID, templateID, vmID := d.IDs()
-	path := dir + "/" + d.RunID + ".password"
+	d.mu.Lock()
+	created := d.imageCreated
+	d.mu.Unlock()
+	path := filepath.Join(dir, d.RunID+".password")
 	if err := os.WriteFile(path, []byte(d.Password+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("save the kept appliance's password: %w", err)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "kept (-one.keep): VM %d, template %d", vmID, templateID)
-	if d.imageCreated {
+	if created {
 		fmt.Fprintf(&b, ", image %d", imageID)
 	}
 	fmt.Fprintf(&b, ", all named %s-*\n", d.RunID)
 	fmt.Fprintf(&b, "  reach it:  %s, user copilot, password in %s\n", d.Endpoint(), path)
 	fmt.Fprintf(&b, "  certify:   SLM_COPILOT_PASSWORD=\"$(cat %s)\" go test ./acceptance -endpoint=%s\n", path, d.Endpoint())
 	fmt.Fprintf(&b, "  remove it: make one-clean (removes every %s* object), or onevm terminate --hard %d; onetemplate delete %d", NamePrefix, vmID, templateID)
-	if d.imageCreated {
+	if created {
 		fmt.Fprintf(&b, "; oneimage delete %d", imageID)
 	}
 	return b.String(), nil

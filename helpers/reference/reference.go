@@ -85,7 +85,9 @@ type Files struct {
 	Ready     string   // the readiness marker /readyz and /health follow
 	Model     string   // the GGUF the engine loads
 	Engine    []string // llama-server arguments
-	// HTTPSPort is the port of the TLS listener, for tamperings that rebuild a listen line.
+	// Address and HTTPSPort are where the TLS listener is, for tamperings that rebuild a
+	// listen line.
+	Address   string
 	HTTPSPort int
 }
 
@@ -163,12 +165,11 @@ func start(ctx context.Context, opts Options, llama string) (_ *Instance, err er
 		return nil, fmt.Errorf("reference appliance: pick ports: %w", err)
 	}
 	enginePort, httpPort, httpsPort := ports[0], ports[1], ports[2]
-	in.Endpoint = fmt.Sprintf("https://%s", net.JoinHostPort(opts.Address, strconv.Itoa(httpsPort)))
-	in.HTTPEndpoint = fmt.Sprintf("http://%s", net.JoinHostPort(opts.Address, strconv.Itoa(httpPort)))
 	if opts.StandardPorts {
 		httpPort, httpsPort = 80, 443
-		in.Endpoint, in.HTTPEndpoint = "https://"+opts.Address, "http://"+opts.Address
 	}
+	in.Endpoint = baseURL("https", opts.Address, httpsPort, 443)
+	in.HTTPEndpoint = baseURL("http", opts.Address, httpPort, 80)
 	if in.EngineVersion, err = engineVersion(llama); err != nil {
 		return nil, err
 	}
@@ -224,6 +225,7 @@ func (in *Instance) configureAppliance(ctx context.Context, opts Options, engine
 		EngineKey: filepath.Join(nginxDir, "engine.key"),
 		EngineEnv: filepath.Join(dir, "etc", "slm-copilot", "local-ai.env"),
 		Ready:     filepath.Join(dir, "run", "slm-copilot", "ready"),
+		Address:   opts.Address,
 		HTTPSPort: httpsPort,
 	}
 	env := append([]string{
@@ -349,8 +351,7 @@ func (in *Instance) startNginx(ctx context.Context, log io.Writer, requireReady 
 		return fmt.Errorf("reference appliance: read certificate %s: %v", in.Files.Cert, err)
 	}
 	// Readiness is checked at the TCP level first: a tampered instance may break TLS or /readyz on purpose.
-	host, _, _ := strings.Cut(strings.TrimPrefix(in.Endpoint, "https://"), ":")
-	addr := net.JoinHostPort(host, strconv.Itoa(in.Files.HTTPSPort))
+	addr := net.JoinHostPort(in.Files.Address, strconv.Itoa(in.Files.HTTPSPort))
 	err = waitFor(ctx, proc, func() bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
@@ -560,6 +561,14 @@ func modelDir() string {
 		return filepath.Join(user, "slm-copilot", "models")
 	}
 	return filepath.Join(os.TempDir(), "slm-copilot-models")
+}
+
+// baseURL is scheme://host[:port], the port left out when it is the scheme's own.
+func baseURL(scheme, host string, port, schemePort int) string {
+	if port == schemePort {
+		return scheme + "://" + host
+	}
+	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(port))
 }
 
 func freePorts(n int) ([]int, error) {
