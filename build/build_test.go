@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,8 @@ import (
 // layout names the files of one build under -work-dir.
 type layout struct {
 	root, inputs, oneApps, base, contextDeb, seed, output, raw, dist, final string
+	certify   string // the compiled acceptance suite the image carries
+	packerLog string // Packer's debug log (PACKER_LOG), for a failed build's post-mortem
 }
 
 func newLayout() layout {
@@ -34,6 +37,8 @@ func newLayout() layout {
 	l.raw = filepath.Join(l.output, "slm-copilot.qcow2")
 	l.dist = filepath.Join(l.root, "dist")
 	l.final = filepath.Join(l.dist, fmt.Sprintf("slm-copilot-%s.qcow2", *version))
+	l.certify = filepath.Join(l.root, "slm-copilot-certify.test")
+	l.packerLog = filepath.Join(l.root, "packer.log")
 	return l
 }
 
@@ -65,36 +70,89 @@ func TestBuild(t *testing.T) {
 			"one_apps_dir": l.oneApps, "context_package": l.contextDeb,
 		})
 	})
-	stage("finish", func() { finish(t, l, marketplaceFile(t)) })
+	stage("finish", func() { finish(t, l, marketplaceFile(t), *publishURL) })
 	stage("verify", func() {
-		verify(t, l, "/etc/one-appliance/service.d/appliance.sh", "/usr/local/bin/local-ai", "/opt/local-ai/models/"+sources(t, l)["MODEL_FILE"])
+		want := append(shippedFiles(), "/usr/local/bin/local-ai")
+		if *bakeModel {
+			want = append(want, "/opt/local-ai/models/"+sources(t, l)["MODEL_FILE"])
+		}
+		verify(t, l, want...)
 	})
 }
 
+// shippedFiles are what every image carries, the smoke build's included.
+func shippedFiles() []string {
+	return []string{"/etc/one-appliance/service.d/appliance.sh", "/etc/one-appliance/slm-copilot-version",
+		"/usr/local/bin/slm-copilot-certify", "/usr/local/lib/slm-copilot/slm-copilot-certify.test"}
+}
+
+// modelBytesEstimate sizes the pre-warm when the model's size is not pinned: Devstral Small 2
+// Q4_K_M is about 14.3 GB.
+const modelBytesEstimate = 14_300_000_000
+
 func preflight(t *testing.T, l layout) {
 	home, _ := os.UserHomeDir()
-	problems := buildhost.Check(buildhost.Requirements{
+	src := sources(t, l)
+	req := buildhost.Requirements{
 		Packer:       *packerBinary,
 		PluginDir:    filepath.Join(home, ".config", "packer", "plugins", "github.com", "hashicorp", "qemu"),
 		Accelerator:  *accelerator,
 		KVMDevice:    "/dev/kvm",
 		WorkDir:      l.root,
 		MinFreeBytes: *minFreeGB << 30,
-	})
-	if *contextSHA256 == "" {
-		problems = append(problems, buildhost.Problem{What: "the one-context package has no pinned sha256", Fix: "pass -context-sha256=<sha256 of " + *contextURL + ">"})
+		VMMemoryMiB:  *memoryMiB,
 	}
+	if *bakeModel {
+		req.PrewarmModelBytes, req.PrewarmContext = modelBytesEstimate, *prewarmContext
+		if n, err := strconv.ParseInt(src["MODEL_SIZE"], 10, 64); err == nil && n > 0 {
+			req.PrewarmModelBytes = n
+		}
+	}
+	problems := append(buildhost.Check(req), releaseProblems(src)...)
 	require.NoError(t, buildhost.Error(problems))
+	t.Logf("model %s (sha256 %s, %s bytes), baked: %v", src["MODEL_URL"], src["MODEL_SHA256"], src["MODEL_SIZE"], *bakeModel)
 }
 
-// appliance runs one of appliance.sh's download helpers with the work dir as its root.
+// releaseProblems are the pins a release build cannot go without: every input verified, and
+// a real download URL for the marketplace.
+func releaseProblems(src map[string]string) []buildhost.Problem {
+	var problems []buildhost.Problem
+	if *contextSHA256 == "" {
+		problems = append(problems, buildhost.Problem{What: "the one-context package has no pinned sha256",
+			Fix: "pass -context-sha256=$(curl -fsSL " + *contextURL + " | sha256sum | cut -d' ' -f1)"})
+	}
+	if src["MODEL_SHA256"] == "" {
+		problems = append(problems, buildhost.Problem{What: "the model has no pinned sha256 (appliance.sh pins none and -model-sha256 is empty)",
+			Fix: "compute it once and pass it with its size: curl -fL " + src["MODEL_URL"] + " | tee model.gguf | sha256sum; stat -c %s model.gguf\n" +
+				"         then -model-sha256=<sha256> -model-size=<bytes>"})
+	}
+	if *publishURL == "" {
+		problems = append(problems, buildhost.Problem{What: "no -publish-url: the marketplace YAML needs the URL the image will be downloaded from",
+			Fix: "pass -publish-url=https://<your download server>/slm-copilot-" + *version + ".qcow2"})
+	}
+	return problems
+}
+
+// modelEnv passes the model flags to appliance.sh; unset flags keep its pinned defaults.
+func modelEnv() []string {
+	var env []string
+	for name, value := range map[string]string{"MODEL_URL": *modelURL, "MODEL_SHA256": *modelSHA256, "MODEL_SIZE": *modelSize} {
+		if value != "" {
+			env = append(env, name+"="+value)
+		}
+	}
+	return env
+}
+
+// appliance runs one of appliance.sh's download helpers with the work dir as its root and
+// the build's model pins.
 func appliance(t *testing.T, l layout, function string, args ...string) string {
 	t.Helper()
 	require.NoError(t, os.RemoveAll(filepath.Join(l.root, "appliance")))
 	require.NoError(t, slmcopilot.Unpack(filepath.Join(l.root, "appliance")))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
 	defer cancel()
-	cmd := slmcopilot.Command(ctx, l.root, function, nil, args...)
+	cmd := slmcopilot.Command(ctx, l.root, function, modelEnv(), args...)
 	var out strings.Builder
 	cmd.Stdout = &out
 	cmd.Stderr = os.Stderr // curl's progress bar
@@ -126,27 +184,36 @@ func checkoutOneApps(t *testing.T, dir string) {
 	t.Logf("one-apps at %s (%s)", *oneAppsRef, git("-C", dir, "rev-parse", "HEAD"))
 }
 
-// transientErrors are Packer failures worth one more try: the network, not the build.
+// transientErrors are Packer failures worth one more try: the network, not the build. Each
+// matches one specific line shape: apt's ERRORS (an ordinary build prints W: lines with
+// "Failed to fetch" that do not fail it), curl's network exit codes, appliance.sh's own cut
+// download line, and Go's network errors from LocalAI's backend pull.
 var transientErrors = map[string]string{
-	"(?i)connection reset by peer":                "network connection reset",
-	"(?i)temporary failure in name resolution":    "DNS failure",
-	"(?i)TLS handshake timeout":                   "TLS handshake timeout",
-	"(?i)Could not resolve host|Failed to fetch":  "package mirror unreachable",
-	"(?i)Timeout waiting for SSH.*handshake fail": "SSH handshake failed while booting",
+	`(?m)^.*\bE: Failed to fetch \S+ +.*(Temporary failure resolving|Could not resolve|Connection timed out|Connection failed|Could not connect|Unable to connect|Connection reset by peer)`: "package mirror unreachable",
+	`(?m)^.*\bE: Unable to fetch some archives`:                                                   "package mirror incomplete",
+	`(?m)^.*\bcurl: \((6|7|18|28|35|52|56)\) `:                                                    "download interrupted (curl network error)",
+	`(?m)^.*\[error\] download \S+ failed or was cut; .* the next run resumes it$`:               "download cut (resumes on retry)",
+	`(?m)^.*\b(net/http: TLS handshake timeout|dial tcp \S+: i/o timeout|read: connection reset by peer)$`: "network error pulling an image",
 }
 
 // runBuild runs the two Packer builds in order, the seed ISO and then the QEMU build (Packer
-// would run them in parallel), with the layout's paths and vars.
-func runBuild(t *testing.T, l layout, vars map[string]string) {
+// would run them in parallel), with the layout's paths and vars. It returns the build VM's
+// one-time root password, for tests that prove it leaked nowhere.
+func runBuild(t *testing.T, l layout, vars map[string]string) string {
 	require.NoError(t, os.RemoveAll(l.output), "Packer wants a fresh output directory")
+	compileCertify(t, l.certify)
 	all := map[string]string{
 		"base_image": l.base, "seed_iso": l.seed, "output_dir": l.output, "version": *version,
-		"appliance_dir": filepath.Join(repoRoot(), "appliances", "slm-copilot"),
+		"appliance_dir":  filepath.Join(repoRoot(), "appliances", "slm-copilot"),
+		"certify_binary": l.certify,
+		"bake_model":     strconv.FormatBool(*bakeModel), "prewarm_context": strconv.Itoa(*prewarmContext),
+		"model_url": *modelURL, "model_sha256": *modelSHA256, "model_size": *modelSize,
 	}
 	for k, v := range vars {
 		all[k] = v
 	}
-	secret := secretVarFile(t, randomPassword(t))
+	password := randomPassword(t)
+	secret := secretVarFile(t, password)
 	args := []string{"build", "-only=seed.null.seed", "-var-file", secret}
 	for k, v := range all {
 		args = append(args, "-var", k+"="+v)
@@ -161,13 +228,26 @@ func runBuild(t *testing.T, l layout, vars map[string]string) {
 		Only:                       "slm-copilot.qemu.slm_copilot",
 		Vars:                       all,
 		VarFiles:                   []string{secret},
-		Env:                        map[string]string{"CHECKPOINT_DISABLE": "1"},
+		Env:                        map[string]string{"CHECKPOINT_DISABLE": "1", "PACKER_LOG": "1", "PACKER_LOG_PATH": l.packerLog},
 		RetryableErrors:            transientErrors,
 		MaxRetries:                 2,
 		TimeBetweenRetries:         time.Minute,
 		DisableTemporaryPluginPath: true, // the plugin `make deps` installed
 	})
 	require.FileExists(t, l.raw, "Packer finished without %s", l.raw)
+	return password
+}
+
+// compileCertify compiles the acceptance suite into out, statically, for the image to carry.
+func compileCertify(t *testing.T, out string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "test", "-c", "-trimpath", "-o", out, "./acceptance")
+	cmd.Dir = repoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	b, err := cmd.CombinedOutput()
+	require.NoError(t, err, "compile the acceptance suite for the image:\n%s", b)
 }
 
 // marketplaceFile is -marketplace-yaml, or the appliance's <uuid>.yaml.
@@ -182,17 +262,22 @@ func marketplaceFile(t *testing.T) string {
 	return files[0]
 }
 
-// finish compresses the raw image, writes checksums and manifest, and updates yml.
-func finish(t *testing.T, l layout, yml string) {
+// finish compresses the raw image within its budget, writes checksums and manifest (with the
+// model actually baked), and updates yml for a release at url.
+func finish(t *testing.T, l layout, yml, url string) {
+	require.NotEmpty(t, url, "-publish-url is required: the marketplace YAML must say where the image is downloaded from")
 	require.NoError(t, os.MkdirAll(l.dist, 0o755))
-	versions := map[string]string{"appliance": *version, "base_image": *baseImage, "one_apps": *oneAppsRef}
+	versions := map[string]string{"appliance": *version, "base_image": *baseImage, "one_apps": *oneAppsRef, "bake_model": strconv.FormatBool(*bakeModel)}
 	for k, v := range sources(t, l) {
 		versions[strings.ToLower(k)] = v
 	}
-	m, err := image.Finish(context.Background(), l.raw, l.final, versions, time.Now())
-	require.NoError(t, err)
-	t.Logf("image %s: virtual %d bytes, file %d bytes, sha256 %s", l.final, m.VirtualSize, m.FileSize, m.Checksums.SHA256)
-	require.NoError(t, image.UpdateMarketplace(yml, m, *publishURL))
+	t.Logf("compressing %s (qemu-img convert -c -W)", l.raw)
+	m, err := image.Finish(context.Background(), l.raw, l.final, image.FinishOptions{
+		Versions: versions, Now: time.Now(), MaxBytes: int64(*maxImageGB * 1e9), Progress: os.Stdout,
+	})
+	require.NoError(t, err, "finish stage (budget -max-image-gb=%g)", *maxImageGB)
+	t.Logf("image %s: virtual %d bytes, file %s (%d bytes, budget %g GB), sha256 %s", l.final, m.VirtualSize, image.GB(m.FileSize), m.FileSize, *maxImageGB, m.Checksums.SHA256)
+	require.NoError(t, image.UpdateMarketplace(yml, m, image.Release{URL: url, Version: *version, OneAppsVersion: strings.TrimPrefix(*oneAppsRef, "v")}))
 	t.Logf("updated %s", yml)
 }
 

@@ -4,15 +4,21 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gruntwork-io/terratest/modules/retry"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	slmcopilot "github.com/slm-copilot/slm-copilot/appliances/slm-copilot"
 )
 
 // runPacker runs the real Packer in packer/ and returns its output.
@@ -72,31 +78,46 @@ func TestPackerTemplate(t *testing.T) {
 		out, err := runPacker(t, "fmt", "-check", "-diff", "-recursive", ".")
 		assert.NoError(t, err, "packer fmt would change packer/:\n%s", out)
 	})
+	certify := filepath.Join(t.TempDir(), "slm-copilot-certify.test")
+	require.NoError(t, os.WriteFile(certify, nil, 0o755))
 	t.Run("validate_full_build", func(t *testing.T) {
 		oneApps, deb := oneAppsStandIn(t)
-		out, err := runPacker(t, "validate", "-var-file", secret, "-var", "base_image="+base,
+		out, err := runPacker(t, "validate", "-var-file", secret, "-var", "base_image="+base, "-var", "certify_binary="+certify,
 			"-var", "one_apps_dir="+oneApps, "-var", "context_package="+deb, ".")
 		assert.NoError(t, err, "packer validate:\n%s", out)
 	})
+	t.Run("validate_small_image", func(t *testing.T) {
+		oneApps, deb := oneAppsStandIn(t)
+		out, err := runPacker(t, "validate", "-var-file", secret, "-var", "base_image="+base, "-var", "certify_binary="+certify,
+			"-var", "one_apps_dir="+oneApps, "-var", "context_package="+deb, "-var", "bake_model=false", "-var", "memory=4096",
+			"-var", "model_url=https://huggingface.co/o/r/resolve/"+strings.Repeat("a", 40)+"/m.gguf",
+			"-var", "model_sha256="+strings.Repeat("b", 64), "-var", "model_size=14300000000", ".")
+		assert.NoError(t, err, "packer validate:\n%s", out)
+	})
 	t.Run("validate_smoke_build", func(t *testing.T) {
-		out, err := runPacker(t, "validate", "-var-file", secret, "-var", "base_image="+base,
+		out, err := runPacker(t, "validate", "-var-file", secret, "-var", "base_image="+base, "-var", "certify_binary="+certify,
 			"-var", "install_context=false", "-var", "install_one_apps=false", "-var", "accelerator=tcg", ".")
 		assert.NoError(t, err, "packer validate:\n%s", out)
 	})
 	t.Run("validation_rules", func(t *testing.T) {
 		cases := map[string][]string{
-			"accelerator": {"-var", "accelerator=hvf"},
-			"disk_size":   {"-var", "disk_size=lots"},
-			"memory":      {"-var", "memory=512"},
+			"accelerator":     {"-var", "accelerator=hvf"},
+			"disk_size":       {"-var", "disk_size=lots"},
+			"memory":          {"-var", "memory=512"},
+			"prewarm_context": {"-var", "prewarm_context=131072"},
+			"model_url":       {"-var", "model_url=https://huggingface.co/o/r/resolve/main/m.gguf"},
+			"model_sha256":    {"-var", "model_sha256=ABC"},
+			"model_size":      {"-var", "model_size=14GB"},
+			"certify_binary":  {"-var", "certify_binary="},
 		}
 		for name, args := range cases {
-			full := append(append([]string{"validate", "-var-file", secret, "-var", "base_image=" + base,
+			full := append(append([]string{"validate", "-var-file", secret, "-var", "base_image=" + base, "-var", "certify_binary=" + certify,
 				"-var", "install_context=false", "-var", "install_one_apps=false"}, args...), ".")
 			out, err := runPacker(t, full...)
 			assert.Error(t, err, "%s must be refused", name)
 			assert.Contains(t, out, "The "+name+" must", "the error names the variable")
 		}
-		out, err := runPacker(t, "validate", "-var", "build_password=short", "-var", "base_image="+base, ".")
+		out, err := runPacker(t, "validate", "-var", "build_password=short", "-var", "base_image="+base, "-var", "certify_binary="+certify, ".")
 		assert.Error(t, err)
 		assert.Contains(t, out, "at least 16 characters")
 		assert.NotContains(t, out, "short", "a sensitive value must not be echoed")
@@ -105,7 +126,7 @@ func TestPackerTemplate(t *testing.T) {
 		password := randomPassword(t)
 		iso := filepath.Join(t.TempDir(), "seed.iso")
 		out, err := runPacker(t, "build", "-only=seed.null.seed", "-var-file", secretVarFile(t, password),
-			"-var", "base_image="+base, "-var", "seed_iso="+iso, ".")
+			"-var", "base_image="+base, "-var", "seed_iso="+iso, "-var", "certify_binary="+certify, ".")
 		require.NoError(t, err, "packer build -only=seed.null.seed:\n%s", out)
 		assert.NotContains(t, out, password, "Packer's output must not show the build password")
 		userData, err := exec.Command("isoinfo", "-R", "-i", iso, "-x", "/user-data").Output()
@@ -117,4 +138,74 @@ func TestPackerTemplate(t *testing.T) {
 		require.NoError(t, err)
 		assert.Contains(t, string(metaData), "instance-id")
 	})
+}
+
+// TestTransientErrors runs terratest's own retry logic with the build's table: network
+// failures are retried, a deterministic failure is not, even after apt printed a warning
+// with "Failed to fetch" in it.
+func TestTransientErrors(t *testing.T) {
+	t.Parallel()
+	const aptWarning = "    slm-copilot.qemu.slm_copilot: W: Failed to fetch http://archive.ubuntu.com/ubuntu/dists/noble/InRelease  Could not resolve 'archive.ubuntu.com'\n" +
+		"    slm-copilot.qemu.slm_copilot: W: Some index files failed to download. They have been ignored, or old ones used instead.\n"
+	cases := []struct {
+		name   string
+		output string
+		tries  int
+	}{
+		{name: "apt_mirror_unreachable", tries: 3, output: "    slm-copilot.qemu.slm_copilot: E: Failed to fetch http://archive.ubuntu.com/ubuntu/pool/main/n/nginx/nginx_1.24.0.deb  Temporary failure resolving 'archive.ubuntu.com'\n"},
+		{name: "curl_reset", tries: 3, output: "    slm-copilot.qemu.slm_copilot: curl: (56) Recv failure: Connection reset by peer\n"},
+		{name: "model_download_cut", tries: 3, output: "    slm-copilot.qemu.slm_copilot: 2026-11-27T10:00:00Z [error] download https://huggingface.co/x/resolve/abc/m.gguf failed or was cut; /opt/local-ai/models/m.gguf.part is kept and the next run resumes it\n"},
+		{name: "backend_pull_tls_timeout", tries: 3, output: "    slm-copilot.qemu.slm_copilot: Error: pulling quay.io/go-skynet/local-ai-backends:v4.9.0-cpu-llama-cpp: net/http: TLS handshake timeout\n"},
+		{name: "apt_warning_then_script_error", tries: 1, output: aptWarning + "    slm-copilot.qemu.slm_copilot: /etc/one-appliance/service.d/appliance.sh: line 12: syntax error\n"},
+		{name: "apt_warning_then_checksum_mismatch", tries: 1, output: aptWarning + "    slm-copilot.qemu.slm_copilot: [error] download https://x/m.gguf: sha256 00 does not match 11; removed the file (mirror corrupt or wrong pin)\n"},
+		{name: "package_missing", tries: 1, output: "    slm-copilot.qemu.slm_copilot: E: Unable to locate package certbot\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tries := 0
+			_, err := retry.DoWithRetryableErrorsE(t, "packer build", transientErrors, 2, time.Millisecond, func() (string, error) {
+				tries++
+				return tc.output, errors.New("exit status 1")
+			})
+			require.Error(t, err)
+			assert.Equal(t, tc.tries, tries, "attempts for output:\n%s", tc.output)
+		})
+	}
+}
+
+// TestUploadedFilesAreShipped: Packer uploads exactly the appliance files the reference
+// appliance embeds (files.go), so what is certified locally is what the image carries.
+func TestUploadedFilesAreShipped(t *testing.T) {
+	t.Parallel()
+	hcl, err := os.ReadFile(filepath.Join(packerDir(), "slm-copilot.pkr.hcl"))
+	require.NoError(t, err)
+	var uploaded []string
+	for _, m := range regexp.MustCompile(`"\$\{var\.appliance_dir\}/([^"]+)"`).FindAllStringSubmatch(string(hcl), -1) {
+		uploaded = append(uploaded, m[1])
+	}
+	entries, err := fs.ReadDir(slmcopilot.Files, ".")
+	require.NoError(t, err)
+	var embedded []string
+	for _, e := range entries {
+		embedded = append(embedded, e.Name())
+	}
+	assert.ElementsMatch(t, embedded, uploaded, "files.go's go:embed list and packer/'s appliance upload must agree")
+}
+
+// TestCPUModel: the guest gets the host's CPU under KVM and qemu's "max" under TCG (the smoke
+// build checks the qemu command line itself); evaluated by Packer from packer/.
+func TestCPUModel(t *testing.T) {
+	t.Parallel()
+	secret := secretVarFile(t, randomPassword(t))
+	for accel, want := range map[string]string{"kvm": "host", "tcg": "max"} {
+		cmd := exec.Command(*packerBinary, "console", "-var-file", secret, "-var", "base_image=x.qcow2",
+			"-var", "certify_binary=x", "-var", "accelerator="+accel, ".")
+		cmd.Dir = packerDir()
+		cmd.Env = append(os.Environ(), "CHECKPOINT_DISABLE=1")
+		cmd.Stdin = strings.NewReader("local.cpu_model\n")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "packer console: %s", out)
+		assert.Equal(t, want, strings.TrimSpace(string(out)), "cpu_model with accelerator=%s", accel)
+	}
 }

@@ -6,11 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/slm-copilot/slm-copilot/helpers/image"
 	"github.com/slm-copilot/slm-copilot/helpers/reference"
 )
 
@@ -37,6 +40,7 @@ func TestSmokeBuild(t *testing.T) {
 	}
 	root := filepath.Join(reference.CacheDir(), "smoke")
 	base := filepath.Join(root, "debian-base.qcow2")
+	require.NoError(t, os.MkdirAll(root, 0o755), "the smoke build's cache folder")
 	if _, err := os.Stat(base); err != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 		defer cancel()
@@ -50,18 +54,44 @@ func TestSmokeBuild(t *testing.T) {
 	l.raw, l.dist = filepath.Join(l.output, "slm-copilot.qcow2"), filepath.Join(l.root, "dist")
 	l.final = filepath.Join(l.dist, "slm-copilot-smoke.qcow2")
 
+	l.certify, l.packerLog = filepath.Join(l.root, "slm-copilot-certify.test"), filepath.Join(l.root, "packer.log")
+
 	began := time.Now()
-	runBuild(t, l, map[string]string{
+	password := runBuild(t, l, map[string]string{
 		"accelerator": "tcg", "cpus": "2", "memory": "2048", "disk_size": "4G", "ssh_timeout": "20m",
 		"install_context": "false", "install_one_apps": "false",
 	})
 	t.Logf("packer QEMU build under TCG: %s", time.Since(began).Round(time.Second))
+	checkQemuCommand(t, l.packerLog, password)
+	raw, err := os.Stat(l.raw)
+	require.NoError(t, err)
+	t.Logf("Packer's output image: %s (%d bytes)", image.GB(raw.Size()), raw.Size())
 
 	yml := filepath.Join(l.root, "marketplace.yaml")
 	src, err := os.ReadFile(marketplaceFile(t))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(yml, src, 0o644))
-	finish(t, l, yml)
-	verify(t, l, "/etc/one-appliance/service.d/appliance.sh", "/etc/one-appliance/slm-copilot-version")
+	finish(t, l, yml, "file://"+l.final)
+	verify(t, l, shippedFiles()...)
 	t.Logf("smoke build end to end: %s", time.Since(began).Round(time.Second))
+}
+
+// checkQemuCommand reads how Packer started qemu (PACKER_LOG) and checks the settings the
+// image's size and speed depend on, and that the build password is not in the log.
+func checkQemuCommand(t *testing.T, log, password string) {
+	t.Helper()
+	b, err := os.ReadFile(log)
+	require.NoError(t, err, "Packer's log")
+	assert.NotContains(t, string(b), password, "Packer's log must not hold the build password")
+	var qemu string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "Executing ") && strings.Contains(line, "qemu-system-x86_64") {
+			qemu = line
+		}
+	}
+	require.NotEmpty(t, qemu, "no qemu command line in %s", log)
+	t.Logf("qemu: %s", qemu)
+	for _, want := range []string{`"-cpu", "max"`, "discard=unmap", "detect-zeroes=unmap"} {
+		assert.Contains(t, qemu, want, "qemu command line")
+	}
 }

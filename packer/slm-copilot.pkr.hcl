@@ -2,7 +2,9 @@ packer {
   required_plugins {
     qemu = {
       source  = "github.com/hashicorp/qemu"
-      version = ">= 1.0.9"
+      # Exactly the version `make deps` builds and preflight checks: cpu_model, disk_discard,
+      # disk_detect_zeroes and skip_compaction below are read as v1.0.9 defines them.
+      version = "= 1.0.9"
     }
   }
 }
@@ -12,6 +14,9 @@ locals {
   # emptying their lists, so the smoke build runs the same pipeline without them.
   context_steps  = var.install_context ? ["context"] : []
   one_apps_steps = var.install_one_apps ? ["one-apps"] : []
+  # packer-plugin-qemu v1.0.9 passes no -cpu unless cpu_model is set (builder/qemu/step_run.go),
+  # so the guest would get qemu64 without AVX and LocalAI would pick its slowest llama.cpp build.
+  cpu_model = var.accelerator == "kvm" ? "host" : "max"
 }
 
 # Build 1: the cloud-init seed ISO that lets Packer log into the base image.
@@ -32,6 +37,7 @@ build {
 # Build 2: boot the base image with the seed, provision it, save it.
 source "qemu" "slm_copilot" {
   accelerator = var.accelerator
+  cpu_model   = local.cpu_model
   cpus        = var.cpus
   memory      = var.memory
   disk_size   = var.disk_size
@@ -46,6 +52,13 @@ source "qemu" "slm_copilot" {
   headless         = var.headless
   net_device       = "virtio-net"
   disk_interface   = "virtio"
+  # Blocks the guest frees (fstrim in the cleanup step) and zeroes it writes leave the
+  # qcow2 instead of staying allocated in it.
+  disk_discard       = "unmap"
+  disk_detect_zeroes = "unmap"
+  # The build suite's finish stage recompresses the image: Packer's own qemu-img convert
+  # would only copy 20+ GB once more.
+  skip_compaction = true
 
   qemuargs = [
     ["-cdrom", var.seed_iso],
@@ -131,17 +144,41 @@ build {
     }
   }
 
-  # Step 7: service_install (LocalAI, backend, model, pre-warm).
+  # Step 7: service_install (LocalAI, backend, model, pre-warm). The model pins come from
+  # the build suite; the pre-warm runs with a small context so it fits the build VM.
   dynamic "provisioner" {
     for_each = local.one_apps_steps
     labels   = ["shell"]
     content {
+      environment_vars = [
+        "SLM_BAKE_MODEL=${var.bake_model}",
+        "SLM_PREWARM_CONTEXT=${var.prewarm_context}",
+        "MODEL_URL=${var.model_url}",
+        "MODEL_SHA256=${var.model_sha256}",
+        "MODEL_SIZE=${var.model_size}",
+      ]
       inline_shebang = "/bin/bash -e"
       inline         = ["/etc/one-appliance/service install && sync"]
     }
   }
 
-  # Step 8: clean up for cloud reuse; the build password stops working here.
+  # Step 8: the compiled acceptance suite, so an instance can certify itself
+  # (`sudo slm-copilot-certify`) and the marketplace's spec can run it over SSH.
+  provisioner "file" {
+    source      = var.certify_binary
+    destination = "/tmp/slm-copilot-certify.test"
+  }
+
+  provisioner "shell" {
+    inline_shebang = "/bin/bash -e"
+    inline = [
+      "install -D -o 0 -g 0 -m 0755 /tmp/slm-copilot-certify.test /usr/local/lib/slm-copilot/slm-copilot-certify.test",
+      "install -o 0 -g 0 -m 0755 /etc/one-appliance/service.d/slm-copilot-certify /usr/local/bin/slm-copilot-certify",
+      "rm -f /tmp/slm-copilot-certify.test",
+    ]
+  }
+
+  # Step 9: clean up for cloud reuse, then trim; the build password stops working here.
   provisioner "shell" {
     environment_vars = ["APPLIANCE_VERSION=${var.version}"]
     script           = "${path.root}/scripts/90-cleanup.sh"

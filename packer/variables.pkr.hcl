@@ -87,8 +87,8 @@ variable "cpus" {
 
 variable "memory" {
   type        = number
-  description = "Memory of the build VM in MiB (the pre-warm loads the 14 GB model)."
-  default     = 16384
+  description = "Memory of the build VM in MiB. With bake_model, the pre-warm needs the weights (14.3 GB) plus ~160 KiB per token of prewarm_context plus 2 GiB for the system: the build suite's preflight checks that rule."
+  default     = 18432
 
   validation {
     condition     = var.memory >= 1024
@@ -167,4 +167,64 @@ variable "install_one_apps" {
   type        = bool
   description = "Install the one-apps framework and run service_install (off only for the smoke build: it needs the internet)."
   default     = true
+}
+
+variable "bake_model" {
+  type        = bool
+  description = "Bake the model's weights into the image (offline image, ~15 GB). false: a small image whose appliance downloads the pinned model at first boot."
+  default     = true
+}
+
+variable "prewarm_context" {
+  type        = number
+  description = "Context size (tokens) of the build-time pre-warm: small, so weights plus KV cache fit the build VM."
+  default     = 4096
+
+  validation {
+    condition     = var.prewarm_context >= 512 && var.prewarm_context <= 32768
+    error_message = "The prewarm_context must be between 512 and 32768 tokens."
+  }
+}
+
+variable "model_url" {
+  type        = string
+  description = "Model download URL, pinned to a Hugging Face commit (resolve/<commit>/...); empty: the appliance's pinned default."
+  default     = ""
+
+  validation {
+    condition     = var.model_url == "" || can(regex("^https://[^/]+/.+/resolve/[0-9a-f]{40}/[^/]+\\.gguf$", var.model_url))
+    error_message = "The model_url must be an https URL pinned to a commit: https://HOST/OWNER/REPO/resolve/<40-hex commit>/FILE.gguf."
+  }
+}
+
+variable "model_sha256" {
+  type        = string
+  description = "sha256 of the model file; empty: the appliance's pinned default (a release build refuses to run without one)."
+  default     = ""
+
+  validation {
+    condition     = can(regex("^([0-9a-f]{64})?$", var.model_sha256))
+    error_message = "The model_sha256 must be 64 lower-case hex digits, or empty."
+  }
+}
+
+variable "model_size" {
+  type        = string
+  description = "Size of the model file in bytes; empty: the appliance's pinned default."
+  default     = ""
+
+  validation {
+    condition     = can(regex("^([1-9][0-9]*)?$", var.model_size))
+    error_message = "The model_size must be a number of bytes, or empty."
+  }
+}
+
+variable "certify_binary" {
+  type        = string
+  description = "The compiled acceptance suite (go test -c ./acceptance), installed as /usr/local/lib/slm-copilot/slm-copilot-certify.test."
+
+  validation {
+    condition     = length(var.certify_binary) > 0
+    error_message = "The certify_binary must name the compiled acceptance suite."
+  }
 }

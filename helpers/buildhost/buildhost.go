@@ -22,6 +22,33 @@ type Requirements struct {
 	KVMDevice    string // normally /dev/kvm
 	WorkDir      string // where inputs and outputs go
 	MinFreeBytes uint64 // free space needed in WorkDir
+	// VMMemoryMiB is the build VM's memory; with a pre-warm it must hold the model (see
+	// PrewarmMemoryMiB). PrewarmModelBytes is zero when nothing is pre-warmed (bake_model=false).
+	VMMemoryMiB       int
+	PrewarmModelBytes int64
+	PrewarmContext    int
+	// HostMemoryMiB is the host's total memory (zero: read /proc/meminfo).
+	HostMemoryMiB int
+}
+
+// PluginVersion is the exact packer-plugin-qemu version packer/ pins and `make deps` builds:
+// the template's cpu_model, disk_discard, disk_detect_zeroes and skip_compaction are read as
+// v1.0.9 defines them.
+const PluginVersion = "1.0.9"
+
+// KVCacheBytesPerToken is Devstral Small 2's f16 KV cache per token of context (40 layers x
+// 8 KV heads x 128 x 2 (K and V) x 2 bytes), about 160 KiB.
+const KVCacheBytesPerToken = 40 * 8 * 128 * 2 * 2
+
+// SystemReserveMiB is what the guest's kernel, systemd and LocalAI need beside the model.
+const SystemReserveMiB = 2048
+
+// PrewarmMemoryMiB is the build VM memory a pre-warm needs: the weights, the KV cache of its
+// context, and the system's reserve. The model is mmapped, but a pre-warm that pages its
+// weights in and out of a too-small VM takes hours instead of minutes.
+func PrewarmMemoryMiB(modelBytes int64, contextTokens int) int {
+	need := modelBytes + int64(contextTokens)*KVCacheBytesPerToken
+	return int((need+(1<<20)-1)>>20) + SystemReserveMiB
 }
 
 // Problem is one unmet requirement and the exact way to fix it.
@@ -44,8 +71,14 @@ func Check(r Requirements) []Problem {
 	} else if v[0] < MinPacker[0] || (v[0] == MinPacker[0] && v[1] < MinPacker[1]) {
 		add(fmt.Sprintf("packer %d.%d is older than %d.%d", v[0], v[1], MinPacker[0], MinPacker[1]), "run `make deps` (Packer v1.9.4), or install Packer >= 1.9 first on the PATH")
 	}
-	if plugins, _ := filepath.Glob(filepath.Join(r.PluginDir, "packer-plugin-qemu_v*_x5.0_linux_amd64")); len(plugins) == 0 {
-		add("the Packer qemu plugin is not installed in "+r.PluginDir, "run `make deps`: it builds packer-plugin-qemu v1.0.9 and installs it there")
+	plugin := "packer-plugin-qemu_v" + PluginVersion + "_x5.0_linux_amd64"
+	if _, err := os.Stat(filepath.Join(r.PluginDir, plugin)); err != nil {
+		found, _ := filepath.Glob(filepath.Join(r.PluginDir, "packer-plugin-qemu_v*_x5.0_linux_amd64"))
+		what := "the Packer qemu plugin v" + PluginVersion + " is not installed in " + r.PluginDir
+		if len(found) > 0 {
+			what += " (found " + filepath.Base(found[0]) + ": packer/ pins exactly v" + PluginVersion + ")"
+		}
+		add(what, "run `make deps`: it builds packer-plugin-qemu v"+PluginVersion+" and installs it there")
 	}
 	for tool, pkg := range map[string]string{"qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils", "cloud-localds": "cloud-image-utils"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -62,6 +95,21 @@ func Check(r Requirements) []Problem {
 	case "tcg":
 	default:
 		add(fmt.Sprintf("unknown accelerator %q", r.Accelerator), "use -accelerator=kvm (build hosts) or -accelerator=tcg")
+	}
+	if r.PrewarmModelBytes > 0 {
+		need := PrewarmMemoryMiB(r.PrewarmModelBytes, r.PrewarmContext)
+		if r.VMMemoryMiB < need {
+			add(fmt.Sprintf("the build VM has %d MiB but the pre-warm needs %d MiB (model %d MiB + %d tokens x 160 KiB KV cache + %d MiB system)",
+				r.VMMemoryMiB, need, r.PrewarmModelBytes>>20, r.PrewarmContext, SystemReserveMiB),
+				fmt.Sprintf("pass -memory=%d, or a smaller -prewarm-context", need))
+		}
+	}
+	host := r.HostMemoryMiB
+	if host == 0 {
+		host = hostMemoryMiB()
+	}
+	if host > 0 && r.VMMemoryMiB > host {
+		add(fmt.Sprintf("the build VM wants %d MiB but this host has %d MiB", r.VMMemoryMiB, host), "build on a larger host, or with -bake-model=false (no pre-warm: 4096 MiB are enough)")
 	}
 	if free, err := freeBytes(r.WorkDir); err != nil {
 		add(fmt.Sprintf("work directory %s: %v", r.WorkDir, err), "create it or choose another with -work-dir")
@@ -97,6 +145,21 @@ func packerVersion(packer string) ([2]int, error) {
 	major, _ := strconv.Atoi(m[1])
 	minor, _ := strconv.Atoi(m[2])
 	return [2]int{major, minor}, nil
+}
+
+// hostMemoryMiB reads MemTotal from /proc/meminfo; zero when it cannot.
+func hostMemoryMiB() int {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+			kib, _ := strconv.Atoi(f[1])
+			return kib >> 10
+		}
+	}
+	return 0
 }
 
 func freeBytes(dir string) (uint64, error) {

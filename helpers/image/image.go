@@ -47,16 +47,25 @@ func Check(ctx context.Context, path string) error {
 	return nil
 }
 
-// Compress writes a compressed qcow2 copy of src to dst. dst appears only when complete,
-// so an interrupted run never leaves a truncated image that looks finished.
-func Compress(ctx context.Context, src, dst string) error {
+// Compress writes a compressed qcow2 copy of src to dst, with qemu-img's progress going to
+// progress (nil: none). -W lets qemu-img write out of order, so its coroutines compress in
+// parallel. dst appears only when complete, so an interrupted run never leaves a truncated
+// image that looks finished.
+func Compress(ctx context.Context, src, dst string, progress io.Writer) error {
 	if _, err := os.Stat(src); err != nil {
 		return fmt.Errorf("compress: %w", err)
 	}
 	tmp := dst + ".part"
 	defer os.Remove(tmp)
-	if _, err := qemuImg(ctx, "convert", "-c", "-O", "qcow2", src, tmp); err != nil {
-		return fmt.Errorf("compress %s: %w", src, err)
+	args := []string{"convert", "-c", "-W", "-O", "qcow2", src, tmp}
+	if progress != nil {
+		args = append([]string{"convert", "-p"}, args[1:]...)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "qemu-img", args...)
+	cmd.Stdout, cmd.Stderr = progress, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("compress %s: qemu-img convert: %w: %s", src, err, bytes.TrimSpace(stderr.Bytes()))
 	}
 	if err := os.Rename(tmp, dst); err != nil {
 		return fmt.Errorf("compress %s: %w", src, err)
@@ -116,13 +125,26 @@ type Manifest struct {
 	Created     time.Time         `json:"created"`
 }
 
+// ErrOverBudget is returned when the compressed image is larger than FinishOptions.MaxBytes.
+var ErrOverBudget = errors.New("compressed image over its size budget")
+
+// FinishOptions tune Finish.
+type FinishOptions struct {
+	Versions map[string]string // what went into the image, for the manifest
+	Now      time.Time         // the manifest's creation time
+	// MaxBytes is the compressed image's budget (zero: none). Over it, Finish fails with
+	// ErrOverBudget and leaves the image for inspection, without checksums or manifest.
+	MaxBytes int64
+	Progress io.Writer // qemu-img's progress (nil: none)
+}
+
 // Finish compresses raw into dst, verifies the result and returns its manifest, written
 // next to it as dst.manifest.json with the checksum files.
-func Finish(ctx context.Context, raw, dst string, versions map[string]string, now time.Time) (Manifest, error) {
+func Finish(ctx context.Context, raw, dst string, opts FinishOptions) (Manifest, error) {
 	if err := Check(ctx, raw); err != nil {
 		return Manifest{}, err
 	}
-	if err := Compress(ctx, raw, dst); err != nil {
+	if err := Compress(ctx, raw, dst, opts.Progress); err != nil {
 		return Manifest{}, err
 	}
 	if err := Check(ctx, dst); err != nil {
@@ -139,6 +161,10 @@ func Finish(ctx context.Context, raw, dst string, versions map[string]string, no
 	if err != nil {
 		return Manifest{}, fmt.Errorf("finish: %w", err)
 	}
+	if opts.MaxBytes > 0 && st.Size() > opts.MaxBytes {
+		return Manifest{}, fmt.Errorf("finish %s: %w: %s (%d bytes), budget %s: look for what the build left in the image",
+			dst, ErrOverBudget, GB(st.Size()), st.Size(), GB(opts.MaxBytes))
+	}
 	sums, err := Checksum(dst)
 	if err != nil {
 		return Manifest{}, err
@@ -146,7 +172,7 @@ func Finish(ctx context.Context, raw, dst string, versions map[string]string, no
 	if err := WriteSumFiles(dst, sums); err != nil {
 		return Manifest{}, err
 	}
-	m := Manifest{Image: filepath.Base(dst), VirtualSize: info.VirtualSize, FileSize: st.Size(), Checksums: sums, Versions: versions, Created: now.UTC()}
+	m := Manifest{Image: filepath.Base(dst), VirtualSize: info.VirtualSize, FileSize: st.Size(), Checksums: sums, Versions: opts.Versions, Created: opts.Now.UTC()}
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return Manifest{}, err
@@ -156,6 +182,9 @@ func Finish(ctx context.Context, raw, dst string, versions map[string]string, no
 	}
 	return m, nil
 }
+
+// GB formats a byte count in decimal gigabytes, as disk budgets are stated.
+func GB(n int64) string { return fmt.Sprintf("%.2f GB", float64(n)/1e9) }
 
 // ErrNoImage is returned when the marketplace YAML has no images entry to update.
 var ErrNoImage = errors.New("marketplace YAML has no images[0] entry")

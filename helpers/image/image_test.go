@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,7 +38,7 @@ func TestFinish(t *testing.T) {
 	raw := smallImage(t)
 	dst := filepath.Join(t.TempDir(), "slm-copilot.qcow2")
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	m, err := Finish(ctx, raw, dst, map[string]string{"localai": "v3.9.0"}, now)
+	m, err := Finish(ctx, raw, dst, FinishOptions{Versions: map[string]string{"localai": "v4.9.0"}, Now: now})
 	require.NoError(t, err)
 
 	assert.Equal(t, int64(64<<20), m.VirtualSize, "the manifest carries the virtual size")
@@ -46,7 +47,7 @@ func TestFinish(t *testing.T) {
 	assert.Less(t, m.FileSize, rawInfo.Size()/4, "compression must shrink compressible data")
 	assert.Equal(t, "slm-copilot.qcow2", m.Image)
 	assert.Equal(t, now, m.Created)
-	assert.Equal(t, "v3.9.0", m.Versions["localai"])
+	assert.Equal(t, "v4.9.0", m.Versions["localai"])
 
 	for _, tool := range []string{"sha256sum", "md5sum"} {
 		ext := map[string]string{"sha256sum": ".sha256", "md5sum": ".md5"}[tool]
@@ -79,12 +80,48 @@ func TestFinishErrors(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			dst := filepath.Join(t.TempDir(), "out.qcow2")
-			_, err := Finish(ctx, tc.raw, dst, nil, time.Now())
+			_, err := Finish(ctx, tc.raw, dst, FinishOptions{Now: time.Now()})
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
 			assert.NoFileExists(t, dst, "a failed finish must leave no image")
 		})
 	}
+}
+
+// TestFinishBudget: an image over its budget fails, says its size, and is kept without
+// checksums or manifest; a budget it fits passes.
+func TestFinishBudget(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	raw := smallImage(t)
+	dir := t.TempDir()
+	fits, err := Finish(ctx, raw, filepath.Join(dir, "fits.qcow2"), FinishOptions{Now: time.Now(), MaxBytes: 64 << 20})
+	require.NoError(t, err)
+
+	dst := filepath.Join(dir, "over.qcow2")
+	_, err = Finish(ctx, raw, dst, FinishOptions{Now: time.Now(), MaxBytes: fits.FileSize - 1})
+	require.ErrorIs(t, err, ErrOverBudget)
+	assert.Contains(t, err.Error(), fmt.Sprintf("(%d bytes)", fits.FileSize), "the error gives the size")
+	assert.FileExists(t, dst, "the image stays for inspection")
+	assert.NoFileExists(t, dst+".sha256", "an image over budget gets no checksums")
+	assert.NoFileExists(t, dst+".manifest.json")
+}
+
+// TestCompressProgress: qemu-img's progress reaches the writer, and the copy is compressed.
+func TestCompressProgress(t *testing.T) {
+	t.Parallel()
+	raw := smallImage(t)
+	dst := filepath.Join(t.TempDir(), "c.qcow2")
+	var progress bytes.Buffer
+	require.NoError(t, Compress(context.Background(), raw, dst, &progress))
+	assert.Contains(t, progress.String(), "100.00/100%", "qemu-img -p progress")
+	out, err := exec.Command("qemu-img", "check", "--output=json", dst).Output()
+	require.NoError(t, err)
+	assert.Contains(t, string(out), `"compressed-clusters"`, "the copy holds compressed clusters")
+}
+
+func releaseFixture() Release {
+	return Release{URL: "https://cdn.example.org/slm-copilot-1.0.0.qcow2", Version: "1.0.0", OneAppsVersion: "6.10.0-3"}
 }
 
 func manifestFixture() Manifest {
@@ -101,7 +138,7 @@ func TestUpdateMarketplaceGolden(t *testing.T) {
 	src, err := os.ReadFile("testdata/marketplace.yaml")
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(path, src, 0o644))
-	require.NoError(t, UpdateMarketplace(path, manifestFixture(), "https://cdn.example.org/slm-copilot-1.0.0.qcow2"))
+	require.NoError(t, UpdateMarketplace(path, manifestFixture(), releaseFixture()))
 	got, err := os.ReadFile(path)
 	require.NoError(t, err)
 	golden := "testdata/marketplace.golden.yaml"
@@ -112,13 +149,13 @@ func TestUpdateMarketplaceGolden(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, string(want), string(got))
 
-	require.NoError(t, UpdateMarketplace(path, manifestFixture(), "https://cdn.example.org/slm-copilot-1.0.0.qcow2"))
+	require.NoError(t, UpdateMarketplace(path, manifestFixture(), releaseFixture()))
 	again, err := os.ReadFile(path)
 	require.NoError(t, err)
 	assert.Equal(t, string(got), string(again), "a second update with the same values changes nothing")
 }
 
-// TestUpdateMarketplaceAppliance: on the appliance's real YAML, exactly the five values'
+// TestUpdateMarketplaceAppliance: on the appliance's real YAML, exactly the build's values'
 // lines change and yamllint still passes.
 func TestUpdateMarketplaceAppliance(t *testing.T) {
 	t.Parallel()
@@ -129,7 +166,7 @@ func TestUpdateMarketplaceAppliance(t *testing.T) {
 	require.NoError(t, err)
 	path := filepath.Join(t.TempDir(), filepath.Base(files[0]))
 	require.NoError(t, os.WriteFile(path, src, 0o644))
-	require.NoError(t, UpdateMarketplace(path, manifestFixture(), "https://cdn.example.org/slm-copilot-1.0.0.qcow2"))
+	require.NoError(t, UpdateMarketplace(path, manifestFixture(), releaseFixture()))
 	got, err := os.ReadFile(path)
 	require.NoError(t, err)
 	before, after := strings.Split(string(src), "\n"), strings.Split(string(got), "\n")
@@ -141,6 +178,8 @@ func TestUpdateMarketplaceAppliance(t *testing.T) {
 		}
 	}
 	assert.ElementsMatch(t, []string{
+		"version: 1.0.0-202611261333",
+		"one-apps_version: 6.10.0-3",
 		"creation_time: 1795700000",
 		"url: https://cdn.example.org/slm-copilot-1.0.0.qcow2",
 		"md5: '" + strings.Repeat("a", 32) + "'",
@@ -154,6 +193,34 @@ func TestUpdateMarketplaceWithoutImages(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "m.yaml")
 	require.NoError(t, os.WriteFile(path, []byte("---\nname: x\ncreation_time: 1\n"), 0o644))
-	err := UpdateMarketplace(path, manifestFixture(), "https://x")
+	err := UpdateMarketplace(path, manifestFixture(), releaseFixture())
 	assert.True(t, errors.Is(err, ErrNoImage), "got %v", err)
+}
+
+// TestMarketplaceVersionBumps: two builds a minute apart publish increasing versions.
+func TestMarketplaceVersionBumps(t *testing.T) {
+	t.Parallel()
+	first := time.Date(2026, 11, 27, 9, 59, 30, 0, time.UTC)
+	a, b := MarketplaceVersion("1.0.0", first), MarketplaceVersion("1.0.0", first.Add(time.Minute))
+	assert.Equal(t, "1.0.0-202611270959", a)
+	assert.Less(t, a, b, "a later build must publish a newer version")
+}
+
+// TestUpdateMarketplaceRefusesEmpty: a release without a URL or versions fails, naming the field.
+func TestUpdateMarketplaceRefusesEmpty(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile("testdata/marketplace.yaml")
+	require.NoError(t, err)
+	for field, r := range map[string]Release{
+		"images[0].url":    {Version: "1.0.0", OneAppsVersion: "6.10.0-3"},
+		"one-apps_version": {URL: "https://x/y.qcow2", Version: "1.0.0"},
+	} {
+		path := filepath.Join(t.TempDir(), "m.yaml")
+		require.NoError(t, os.WriteFile(path, src, 0o644))
+		err := UpdateMarketplace(path, manifestFixture(), r)
+		require.Error(t, err, field)
+		assert.Contains(t, err.Error(), "no value for "+field)
+		got, _ := os.ReadFile(path)
+		assert.Equal(t, string(src), string(got), "a refused update leaves the file as it was")
+	}
 }

@@ -6,14 +6,28 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
 
-// UpdateMarketplace writes the image's virtual size, checksums, download URL and creation
-// time into the marketplace YAML at path. Only those values' lines change: comments, order
-// and formatting of everything else stay byte for byte.
-func UpdateMarketplace(path string, m Manifest, url string) error {
+// Release is what a build publishes beside the image's own numbers.
+type Release struct {
+	URL            string // where the image is downloaded from
+	Version        string // the appliance's MAJOR.MINOR.PATCH
+	OneAppsVersion string // the one-apps release the image contains, e.g. 6.10.0-3
+}
+
+// MarketplaceVersion is the marketplace `version` of a build: the appliance version and the
+// build's UTC minute, so every build publishes a newer version than the last.
+func MarketplaceVersion(appliance string, created time.Time) string {
+	return appliance + "-" + created.UTC().Format("200601021504")
+}
+
+// UpdateMarketplace writes the image's virtual size, checksums, download URL, creation time,
+// marketplace version and one-apps version into the marketplace YAML at path. Only those
+// values' lines change: comments, order and formatting of everything else stay byte for byte.
+func UpdateMarketplace(path string, m Manifest, r Release) error {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("update marketplace YAML: %w", err)
@@ -36,8 +50,10 @@ func UpdateMarketplace(path string, m Manifest, url string) error {
 		value string
 		what  string
 	}{
+		{mapValue(root, "version"), MarketplaceVersion(r.Version, m.Created), "version"},
+		{mapValue(root, "one-apps_version"), r.OneAppsVersion, "one-apps_version"},
 		{mapValue(root, "creation_time"), strconv.FormatInt(m.Created.Unix(), 10), "creation_time"},
-		{mapValue(img, "url"), url, "images[0].url"},
+		{mapValue(img, "url"), r.URL, "images[0].url"},
 		{mapValue(img, "size"), strconv.FormatInt(m.VirtualSize, 10), "images[0].size"},
 		{mapValue(sums, "md5"), quote(m.Checksums.MD5), "images[0].checksum.md5"},
 		{mapValue(sums, "sha256"), quote(m.Checksums.SHA256), "images[0].checksum.sha256"},
@@ -46,6 +62,9 @@ func UpdateMarketplace(path string, m Manifest, url string) error {
 	for _, e := range edits {
 		if e.node == nil || e.node.Kind != yaml.ScalarNode {
 			return fmt.Errorf("update marketplace YAML %s: no scalar %s", path, e.what)
+		}
+		if e.value == "" {
+			return fmt.Errorf("update marketplace YAML %s: no value for %s", path, e.what)
 		}
 		i := e.node.Line - 1
 		prefix := lines[i][:e.node.Column-1]

@@ -25,13 +25,20 @@ forget_identity() {
   rm -rf /tmp/* /var/tmp/*
 }
 
+# trim_free_space hands every free block back to the qcow2 (the disk has discard=unmap), so
+# what the build downloaded and deleted does not stay in the image. It runs last.
+trim_free_space() {
+  sync
+  fstrim -av
+}
+
 main() {
   lock_build_access
   remove_build_tools
   forget_identity
   printf '%s\n' "${APPLIANCE_VERSION:-unknown}" >/etc/one-appliance/slm-copilot-version
-  sync
   echo "cleanup: build password locked, cloud-init removed, identity cleared"
+  trim_free_space
 }
 
 main "$@"
