@@ -22,6 +22,7 @@ import (
 // layout names the files of one build under -work-dir.
 type layout struct {
 	root, inputs, oneApps, base, contextDeb, seed, output, raw, dist, final string
+
 	certify   string // the compiled acceptance suite the image carries
 	packerLog string // Packer's debug log (PACKER_LOG), for a failed build's post-mortem
 }
@@ -190,9 +191,9 @@ func checkoutOneApps(t *testing.T, dir string) {
 // download line, and Go's network errors from LocalAI's backend pull.
 var transientErrors = map[string]string{
 	`(?m)^.*\bE: Failed to fetch \S+ +.*(Temporary failure resolving|Could not resolve|Connection timed out|Connection failed|Could not connect|Unable to connect|Connection reset by peer)`: "package mirror unreachable",
-	`(?m)^.*\bE: Unable to fetch some archives`:                                                   "package mirror incomplete",
-	`(?m)^.*\bcurl: \((6|7|18|28|35|52|56)\) `:                                                    "download interrupted (curl network error)",
-	`(?m)^.*\[error\] download \S+ failed or was cut; .* the next run resumes it$`:               "download cut (resumes on retry)",
+	`(?m)^.*\bE: Unable to fetch some archives`:                                                            "package mirror incomplete",
+	`(?m)^.*\bcurl: \((6|7|18|28|35|52|56)\) `:                                                             "download interrupted (curl network error)",
+	`(?m)^.*\[error\] download \S+ failed or was cut; .* the next run resumes it$`:                         "download cut (resumes on retry)",
 	`(?m)^.*\b(net/http: TLS handshake timeout|dial tcp \S+: i/o timeout|read: connection reset by peer)$`: "network error pulling an image",
 }
 
