@@ -1,7 +1,7 @@
 packer {
   required_plugins {
     qemu = {
-      source  = "github.com/hashicorp/qemu"
+      source = "github.com/hashicorp/qemu"
       # Exactly the version `make deps` builds and preflight checks: cpu_model, disk_discard,
       # disk_detect_zeroes and skip_compaction below are read as v1.0.9 defines them.
       version = "= 1.0.9"
