@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	slmcopilot "github.com/slm-copilot/slm-copilot/appliances/slm-copilot"
+	"github.com/slm-copilot/slm-copilot/helpers/buildhost"
 )
 
 // runPacker runs the real Packer in packer/ and returns its output.
@@ -208,4 +209,18 @@ func TestCPUModel(t *testing.T) {
 		require.NoError(t, err, "packer console: %s", out)
 		assert.Equal(t, want, strings.TrimSpace(string(out)), "cpu_model with accelerator=%s", accel)
 	}
+}
+
+// TestPluginPinned: packer/ requires exactly the qemu plugin `make deps` builds and preflight
+// checks, so a newer plugin with other defaults cannot slip into a build.
+func TestPluginPinned(t *testing.T) {
+	t.Parallel()
+	hcl, err := os.ReadFile(filepath.Join(packerDir(), "slm-copilot.pkr.hcl"))
+	require.NoError(t, err)
+	m := regexp.MustCompile(`(?s)qemu = \{.*?version\s*=\s*"([^"]*)"`).FindSubmatch(hcl)
+	require.NotNil(t, m, "required_plugins has no qemu version")
+	assert.Equal(t, "= "+buildhost.PluginVersion, string(m[1]), "packer/ must pin the qemu plugin exactly")
+	deps, err := os.ReadFile(filepath.Join(repoRoot(), "fixtures", "deps.sh"))
+	require.NoError(t, err)
+	assert.Contains(t, string(deps), `PACKER_QEMU_VERSION="v`+buildhost.PluginVersion+`"`, "make deps builds another plugin version")
 }
