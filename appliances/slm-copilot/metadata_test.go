@@ -1,6 +1,7 @@
 package slmcopilot_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,7 +165,7 @@ func TestVariablesAgree(t *testing.T) {
 	readme := readFile(t, "README.md")
 	assert.Equal(t, want, names(`(?m)^\s+(ONEAPP_[A-Z0-9_]+)\s+\[`, string(help)), "service_help")
 	assert.Equal(t, want, names("(?m)^\\| `(ONEAPP_[A-Z0-9_]+)`", readme), "README's variable table")
-	assert.Equal(t, want, names(`(?m)^\s+:(ONEAPP_[A-Z0-9_]+):`, readFile(t, "metadata.yaml")), "metadata.yaml")
+	assert.Equal(t, want, metadataContextNames(t), "metadata.yaml, as app_handler.rb names them")
 	assert.Equal(t, want, sortedUpper(m.Template.UserInputs), "marketplace user_inputs")
 	var ctx []string
 	for k, v := range m.Template.Context {
@@ -200,6 +201,33 @@ func sortedUpper(m map[string]string) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, strings.ToUpper(k))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// metadataContextNames are the context variables the certification library gives the VM
+// from metadata.yaml (app_handler.rb:58-67: each params key, ONEAPP_-prefixed when :prefixed
+// is true).
+func metadataContextNames(t *testing.T) []string {
+	t.Helper()
+	var doc yaml.Node
+	require.NoError(t, yaml.Unmarshal([]byte(readFile(t, "metadata.yaml")), &doc))
+	root, err := psychLoad(&doc)
+	require.NoError(t, err)
+	ctx, err := lib{root}.dig(sym("app"), sym("context"))
+	require.NoError(t, err)
+	h, ok := ctx.(map[any]any)
+	require.True(t, ok, "metadata.yaml has no :app: :context: Hash")
+	params, ok := h[sym("params")].(map[any]any)
+	require.True(t, ok, "metadata.yaml has no :app: :context: :params: Hash")
+	var out []string
+	for k := range params {
+		name := fmt.Sprint(k)
+		if h[sym("prefixed")] == true {
+			name = "ONEAPP_" + name
+		}
+		out = append(out, name)
 	}
 	sort.Strings(out)
 	return out
