@@ -19,7 +19,7 @@ BIN := bin
 ONE_FLAGS ?=
 ACTIONLINT := $(SLM_COPILOT_CACHE)/tools/actionlint-current/actionlint
 
-# Build settings (see `go test ./build -args -h`): BUILD_FLAGS='-accelerator=tcg -context-sha256=...'
+# Build settings (see `go test ./build -args -h`): BUILD_FLAGS='-context-sha256=... -model-sha256=... -publish-url=...'
 BUILD_FLAGS ?=
 BUILD_DIR   ?= $(SLM_COPILOT_CACHE)/build
 BUILD_TEST  := go test ./build -run 'TestBuild$$' -timeout 4h -v -count=1
