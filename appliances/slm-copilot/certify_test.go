@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -139,40 +138,16 @@ func TestVendoredAppHandlerIsUpstream(t *testing.T) {
 	assert.Equal(t, upstreamAppHandler, hex.EncodeToString(h.Sum(nil)), "app_handler.rb must stay byte for byte upstream's")
 }
 
-var (
-	suiteOnce sync.Once
-	suiteBin  string
-	suiteErr  error
-	suiteDir  string
-)
-
-// TestMain removes the acceptance suite acceptanceBinary built for the package's tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if suiteDir != "" {
-		_ = os.RemoveAll(suiteDir)
-	}
-	os.Exit(code)
-}
-
-// acceptanceBinary builds the acceptance suite as the image carries it (go test -c), once.
+// acceptanceBinary builds the acceptance suite as the image carries it (go test -c) into a
+// directory of t.
 func acceptanceBinary(t *testing.T) string {
 	t.Helper()
-	suiteOnce.Do(func() {
-		suiteDir, suiteErr = os.MkdirTemp("", "slm-certify-suite-")
-		if suiteErr != nil {
-			return
-		}
-		suiteBin = filepath.Join(suiteDir, "slm-copilot-certify.test")
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "go", "test", "-c", "-o", suiteBin, "github.com/slm-copilot/slm-copilot/acceptance").CombinedOutput()
-		if err != nil {
-			suiteErr = fmt.Errorf("go test -c ./acceptance: %w: %s", err, out)
-		}
-	})
-	require.NoError(t, suiteErr)
-	return suiteBin
+	bin := filepath.Join(t.TempDir(), "slm-copilot-certify.test")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, "github.com/slm-copilot/slm-copilot/acceptance").CombinedOutput()
+	require.NoError(t, err, "go test -c ./acceptance: %s", out)
+	return bin
 }
 
 // certTree lays out what the marketplace's app_readiness.rb runs in: the library (the real
@@ -201,7 +176,7 @@ type specRun struct {
 // runSpec runs the spec files of tests.yaml the way app_readiness.rb:29-41 does (rspec -f d,
 // from lib/community), with the stand-in VM being this machine and in the appliance.
 // examples selects examples by name (rspec -e); none runs them all.
-func runSpec(t *testing.T, in *reference.Instance, pathPrefix string, examples ...string) specRun {
+func runSpec(t *testing.T, suite string, in *reference.Instance, pathPrefix string, examples ...string) specRun {
 	t.Helper()
 	tree := certTree(t)
 	bin := t.TempDir()
@@ -227,7 +202,7 @@ func runSpec(t *testing.T, in *reference.Instance, pathPrefix string, examples .
 		path = pathPrefix + string(os.PathListSeparator) + path
 	}
 	cmd.Env = append(os.Environ(), "PATH="+path, "SLM_ROOT="+in.Files.Dir,
-		"SLM_CERTIFY_BINARY="+acceptanceBinary(t), "SLM_STANDIN_LOG="+log, "IMAGES_URL=http://images.test/")
+		"SLM_CERTIFY_BINARY="+suite, "SLM_STANDIN_LOG="+log, "IMAGES_URL=http://images.test/")
 	out, err := cmd.CombinedOutput()
 	commands, _ := os.ReadFile(log)
 	t.Logf("rspec %s:\n%s", strings.Join(args, " "), out)
@@ -259,10 +234,11 @@ func TestCertificationSpec(t *testing.T) {
 		t.Fatalf("rspec not found (Debian's ruby-rspec, installed by make deps): %v", err)
 	}
 	const canary = "Canary-Pw-c3e8d1"
+	suite := acceptanceBinary(t)
 
 	t.Run("a correct appliance passes", func(t *testing.T) {
 		in := startAppliance(t, canary, "bootstrap_success")
-		r := runSpec(t, in, "")
+		r := runSpec(t, suite, in, "")
 		require.NoError(t, r.err, "%s", r.out)
 		assert.NotContains(t, r.out, canary)
 		assert.Regexp(t, `(?m)^\s+passes the acceptance suite \(slm-copilot-certify\)$`, r.out)
@@ -342,7 +318,7 @@ func TestCertificationSpec(t *testing.T) {
 			if tc.breakIt != nil {
 				prefix = tc.breakIt(t, in)
 			}
-			r := runSpec(t, in, prefix, tc.examples...)
+			r := runSpec(t, suite, in, prefix, tc.examples...)
 			require.Error(t, r.err, "the spec must fail:\n%s", r.out)
 			assert.NotContains(t, r.out, canary)
 			assert.NotContains(t, r.out, "Canary-Wrong")
