@@ -27,6 +27,8 @@ ONE_SERVICE_PARAMS=(
     'ONEAPP_COPILOT_LETSENCRYPT_EMAIL' 'bootstrap' 'E-mail for Lets Encrypt expiry notices (with ONEAPP_COPILOT_DOMAIN)' 'O|text'
     'ONEAPP_COPILOT_TLS_CERT'          'configure' 'Your TLS certificate chain (PEM, base64); empty: self-signed' 'O|text64'
     'ONEAPP_COPILOT_TLS_KEY'           'configure' 'Private key of ONEAPP_COPILOT_TLS_CERT (PEM, base64)' 'O|text64'
+    'ONEAPP_COPILOT_MODEL_URL'         'bootstrap' 'https URL of the GGUF to serve instead of the pinned model (with ONEAPP_COPILOT_MODEL_SHA256)' 'O|text'
+    'ONEAPP_COPILOT_MODEL_SHA256'      'bootstrap' 'sha256 of the file at ONEAPP_COPILOT_MODEL_URL (64 hex digits)' 'O|text'
 )
 
 ONEAPP_COPILOT_PASSWORD="${ONEAPP_COPILOT_PASSWORD:-}"
@@ -36,20 +38,40 @@ ONEAPP_COPILOT_DOMAIN="${ONEAPP_COPILOT_DOMAIN:-}"
 ONEAPP_COPILOT_LETSENCRYPT_EMAIL="${ONEAPP_COPILOT_LETSENCRYPT_EMAIL:-}"
 ONEAPP_COPILOT_TLS_CERT="${ONEAPP_COPILOT_TLS_CERT:-}"
 ONEAPP_COPILOT_TLS_KEY="${ONEAPP_COPILOT_TLS_KEY:-}"
+ONEAPP_COPILOT_MODEL_URL="${ONEAPP_COPILOT_MODEL_URL:-}"
+ONEAPP_COPILOT_MODEL_SHA256="${ONEAPP_COPILOT_MODEL_SHA256:-}"
 
 # Build-time sources: override any of them to build from a mirror or local files (file://).
-LOCALAI_VERSION="${LOCALAI_VERSION:-v3.9.0}"
+# LocalAI release asset names: .goreleaser.yaml at v4.9.0 (archives and checksum name_template).
+LOCALAI_VERSION="${LOCALAI_VERSION:-v4.9.0}"
 LOCALAI_BASE_URL="${LOCALAI_BASE_URL:-https://github.com/mudler/LocalAI/releases/download/${LOCALAI_VERSION}}"
 LOCALAI_ASSET="${LOCALAI_ASSET:-local-ai-${LOCALAI_VERSION}-linux-amd64}"
 LOCALAI_CHECKSUMS_ASSET="${LOCALAI_CHECKSUMS_ASSET:-LocalAI-${LOCALAI_VERSION}-checksums.txt}"
+# The CPU llama.cpp backend as LocalAI's release tags it (.github/workflows/backend_merge.yml:
+# semver tag + tag-suffix '-cpu-llama-cpp' of .github/backend-matrix.yml).
 LOCALAI_BACKEND_IMAGE="${LOCALAI_BACKEND_IMAGE:-quay.io/go-skynet/local-ai-backends:${LOCALAI_VERSION}-cpu-llama-cpp}"
-MODEL_URL="${MODEL_URL:-https://huggingface.co/unsloth/Devstral-Small-2-24B-Instruct-2512-GGUF/resolve/main/Devstral-Small-2-24B-Instruct-2512-Q4_K_M.gguf}"
-MODEL_FILE="${MODEL_FILE:-devstral-small-2-Q4_K_M.gguf}"
-# Pin both for a reproducible build; when empty they are taken from the server's
-# X-Linked-Etag / X-Linked-Size (Hugging Face's LFS metadata) and recorded in the build log.
+# The name it is installed under, which the model YAML's `backend:` names (core/gallery/backends.go
+# finds installed backends by directory name).
+readonly LOCALAI_BACKEND_NAME='llama-cpp'
+
+# The model, pinned by Hugging Face commit, sha256 and size. The build passes all three (they
+# could not be read where this was written); the install stage refuses an unpinned model.
+readonly MODEL_REPO='unsloth/Devstral-Small-2-24B-Instruct-2512-GGUF'
+readonly MODEL_REMOTE_FILE='Devstral-Small-2-24B-Instruct-2512-Q4_K_M.gguf'
+MODEL_COMMIT="${MODEL_COMMIT:-}"
+MODEL_URL="${MODEL_URL:-https://huggingface.co/${MODEL_REPO}/resolve/${MODEL_COMMIT:-main}/${MODEL_REMOTE_FILE}}"
 MODEL_SHA256="${MODEL_SHA256:-}"
 MODEL_SIZE="${MODEL_SIZE:-}"
+MODEL_FILE="${MODEL_FILE:-devstral-small-2-Q4_K_M.gguf}"
 MODEL_ID="${MODEL_ID:-devstral-small-2}"
+
+# Build switches (Packer passes them to the install stage): bake the weights into the image
+# (false: the small image, which downloads them at first boot), and the pre-warm's context
+# (small, so the build VM needs little more than the weights' RAM).
+SLM_BAKE_MODEL="${SLM_BAKE_MODEL:-true}"
+SLM_PREWARM_CONTEXT="${SLM_PREWARM_CONTEXT:-4096}"
+# Seconds between progress lines of a download.
+SLM_PROGRESS_SECONDS="${SLM_PROGRESS_SECONDS:-30}"
 
 # Layout. On a VM these keep their defaults.
 SLM_ROOT="${SLM_ROOT:-}"
@@ -81,6 +103,12 @@ slm_paths() {
     P_REPORT="${SLM_ROOT}/etc/one-appliance/config"
     P_LOG="${SLM_ROOT}/var/log/one-appliance/slm-copilot.log"
     P_SHARE="${SLM_ROOT}/usr/local/share/slm-copilot"
+    P_PIN="${P_SHARE}/model.pin"
+    P_VERIFIED="${P_SHARE}/model.verified"
+    P_STATUS="${P_STATE}/status"
+    P_BIN="${SLM_ROOT}/usr/local/bin"
+    P_SBIN="${SLM_ROOT}/usr/local/sbin"
+    P_UNITS="${SLM_ROOT}/etc/systemd/system"
 }
 slm_paths
 
@@ -159,6 +187,18 @@ validate_user_tls() {
         fail "ONEAPP_COPILOT_TLS_CERT has expired ($(openssl x509 -in "${dir}/cert.pem" -noout -enddate))"
 }
 
+# validate_model_source checks the context's model override: both or neither, https, 64 hex.
+validate_model_source() {
+    local url="${ONEAPP_COPILOT_MODEL_URL}" sha="${ONEAPP_COPILOT_MODEL_SHA256}"
+    [[ -z "${url}" && -z "${sha}" ]] && return 0
+    [[ -n "${url}" && -n "${sha}" ]] ||
+        fail "ONEAPP_COPILOT_MODEL_URL and ONEAPP_COPILOT_MODEL_SHA256 go together: set both or neither" || return
+    [[ "${url}" =~ ^https://[^/[:space:]]+/[^[:space:]]+$ ]] ||
+        invalid ONEAPP_COPILOT_MODEL_URL "${url}" "want an https:// URL of a GGUF file" || return
+    [[ "${sha}" =~ ^[0-9a-fA-F]{64}$ ]] ||
+        invalid ONEAPP_COPILOT_MODEL_SHA256 "${sha}" "want the file's sha256, 64 hex digits (sha256sum FILE)"
+}
+
 validate_all() {
     local tls_dir="$1"
     validate_password &&
@@ -166,6 +206,7 @@ validate_all() {
         validate_integer ONEAPP_COPILOT_THREADS 0 "${THREADS_MAX}" "0 = all cores" &&
         validate_domain &&
         validate_email &&
+        validate_model_source &&
         validate_user_tls "${tls_dir}"
 }
 
@@ -222,11 +263,14 @@ threads() {
     fi
 }
 
+# write_model_config writes the model's LocalAI config (keys of core/config/model_config.go at
+# v4.9.0; a test checks each). Tool calls go through the GGUF's jinja template, not LocalAI's
+# JSON grammar, as LocalAI's own importer sets it (core/gallery/importers/llama-cpp.go).
 write_model_config() {
     write_file "${P_MODELS}/${MODEL_ID}.yaml" 0644 <<YAML
 # Generated by appliance.sh from the context; edits are overwritten at boot.
 name: ${MODEL_ID}
-backend: llama-cpp
+backend: ${LOCALAI_BACKEND_NAME}
 context_size: $((10#${ONEAPP_COPILOT_CONTEXT_SIZE}))
 threads: $(threads)
 mmap: true
@@ -236,11 +280,15 @@ parameters:
   temperature: 0.15
 template:
   use_tokenizer_template: true
+function:
+  grammar:
+    disable: true
 options:
   - use_jinja:true
 YAML
 }
 
+# write_engine_env writes LocalAI's settings (env names of core/cli/run.go at v4.9.0).
 write_engine_env() {
     write_file "${P_ENGINE_ENV}" 0600 <<ENV
 # Generated by appliance.sh: LocalAI's settings, read by local-ai.service (root only: it holds a key).
@@ -254,6 +302,18 @@ LOCALAI_LOAD_TO_MEMORY=${MODEL_ID}
 LOCALAI_API_KEY=$(cat "${P_NGINX}/engine.key")
 SLM_MODEL_ID=${MODEL_ID}
 ENV
+}
+
+# set_status records what the appliance is doing, for the report's status line.
+set_status() {
+    mkdir -p "${P_STATE}" && chmod 0700 "${P_STATE}" &&
+        printf '%s\n' "$1" | write_file "${P_STATUS}" 0600 || return
+    [[ -f "${P_REPORT}" ]] || return 0
+    awk -v status="$1" '/^status / {print "status       = " status; next} {print}' "${P_REPORT}" | write_file "${P_REPORT}" 0600
+}
+
+current_status() {
+    cat "${P_STATUS}" 2>/dev/null || echo "configured"
 }
 
 # tls_mode prints which certificate the site uses: user, letsencrypt or self-signed.
@@ -349,6 +409,7 @@ endpoint     = ${url}
 username     = ${COPILOT_USER}
 password     = ${password}
 model        = ${MODEL_ID}
+status       = $(current_status)
 context_size = $((10#${ONEAPP_COPILOT_CONTEXT_SIZE}))
 threads      = $(threads)
 tls_mode     = $(tls_mode)
@@ -378,44 +439,77 @@ service_configure() {
         return 1
     fi
     password="$(current_password)"
-    persist_password "${password}"
+    persist_password "${password}" || return
     frontdoor_credentials "${P_NGINX}" "${COPILOT_USER}" <<<"${password}" || return
-    write_model_config
-    write_engine_env
+    write_model_config || return
+    write_engine_env || return
+    set_status "configured; the bootstrap stage starts the engine" || return
     pair="$(configure_tls "${staged}")" || return
     rm -rf "${staged}"
     read -r cert key <<<"${pair}"
     render_site "${cert}" "${key}" || return
     check_nginx || return
-    write_report "${password}"
+    write_report "${password}" || return
     log info "configure: done (context ${ONEAPP_COPILOT_CONTEXT_SIZE}, threads $(threads), TLS $(tls_mode), endpoint $(endpoint))"
 }
 
 # --- install (inside the image build, with internet) ----------------------------------------
 
+# model_commit prints the Hugging Face commit MODEL_URL resolves at, if it names one.
+model_commit() {
+    if [[ "${MODEL_URL}" =~ /resolve/([0-9a-f]{40})/ ]]; then
+        printf '%s' "${BASH_REMATCH[1]}"
+    fi
+}
+
 # print_sources prints the build's sources as NAME=VALUE lines, for the build manifest.
 print_sources() {
     local name
-    for name in LOCALAI_VERSION LOCALAI_BACKEND_IMAGE MODEL_URL MODEL_FILE MODEL_SHA256 MODEL_SIZE; do
+    MODEL_COMMIT="$(model_commit)"
+    for name in LOCALAI_VERSION LOCALAI_ASSET LOCALAI_CHECKSUMS_ASSET LOCALAI_BACKEND_IMAGE LOCALAI_BACKEND_NAME \
+        MODEL_URL MODEL_COMMIT MODEL_FILE MODEL_SIZE MODEL_SHA256 SLM_BAKE_MODEL; do
         printf '%s=%s\n' "${name}" "${!name}"
     done
 }
 
-# download_verified URL DEST SHA256 [SIZE] downloads with resume into DEST.part and moves it to
-# DEST only when size and sha256 match; an interrupted download resumes on the next run.
+# download_progress PART SIZE logs how much of a download has arrived (SIZE may be empty).
+download_progress() {
+    local got
+    got="$(stat -c %s "$1" 2>/dev/null || echo 0)"
+    if [[ -n "$2" ]]; then
+        set_status "downloading the model: $((got * 100 / $2))% (${got} of $2 bytes)"
+        log info "download: ${got} of $2 bytes ($((got * 100 / $2))%)"
+    else
+        log info "download: ${got} bytes"
+    fi
+}
+
+# download_verified URL DEST SHA256 [SIZE] downloads with resume into DEST.part, logging
+# progress, and moves it to DEST only when size and sha256 match; an interrupted download
+# resumes on the next run.
 download_verified() {
-    local url="$1" dest="$2" sha="$3" size="${4:-}" part="$2.part" got
+    local url="$1" dest="$2" sha="${3,,}" size="${4:-}" part="$2.part" got pid
     [[ "${sha}" =~ ^[0-9a-f]{64}$ ]] || fail "download ${url}: no valid sha256 to verify against ('${sha}')" || return
     if [[ -f "${dest}" ]] && sha256sum -c --status <<<"${sha}  ${dest}"; then
         log info "download: ${dest} already verified"
         return 0
     fi
-    mkdir -p "$(dirname "${dest}")"
-    log info "download: ${url} -> ${dest}${size:+ (${size} bytes)}"
-    if ! curl -fL --retry 5 --retry-delay 5 --continue-at - --progress-bar -o "${part}" "${url}"; then
+    mkdir -p "$(dirname "${dest}")" || return
+    got=""
+    if [[ -s "${part}" ]]; then
+        got=", resuming at $(stat -c %s "${part}") bytes"
+    fi
+    log info "download: ${url} -> ${dest}${size:+ (${size} bytes)}${got}"
+    curl -fsSL --retry 5 --retry-delay 5 --continue-at - -o "${part}" "${url}" &
+    pid=$!
+    until timeout "${SLM_PROGRESS_SECONDS}" tail -s 0.2 --pid="${pid}" -f /dev/null; do
+        download_progress "${part}" "${size}"
+    done
+    if ! wait "${pid}"; then
         fail "download ${url} failed or was cut; ${part} is kept and the next run resumes it"
         return 1
     fi
+    download_progress "${part}" "${size}"
     got="$(stat -c %s "${part}")"
     if [[ -n "${size}" && "${got}" != "${size}" ]]; then
         rm -f "${part}"
@@ -440,97 +534,174 @@ release_checksum() {
     printf '%s' "${sha}"
 }
 
+# install_localai downloads the release binary straight to its place (one copy in the image).
 install_localai() {
     local sha
     sha="$(release_checksum "${LOCALAI_BASE_URL}/${LOCALAI_CHECKSUMS_ASSET}" "${LOCALAI_ASSET}")" || return
-    download_verified "${LOCALAI_BASE_URL}/${LOCALAI_ASSET}" "${P_SHARE}/${LOCALAI_ASSET}" "${sha}" || return
-    install -D -m 0755 "${P_SHARE}/${LOCALAI_ASSET}" "${SLM_ROOT}/usr/local/bin/local-ai"
+    download_verified "${LOCALAI_BASE_URL}/${LOCALAI_ASSET}" "${P_BIN}/local-ai" "${sha}" || return
+    chmod 0755 "${P_BIN}/local-ai" || return
     log info "install: LocalAI ${LOCALAI_VERSION} (sha256 ${sha})"
 }
 
-# model_metadata fills MODEL_SHA256 and MODEL_SIZE from the server's LFS headers when not pinned.
-model_metadata() {
-    local headers
-    [[ -n "${MODEL_SHA256}" && -n "${MODEL_SIZE}" ]] && return 0
-    headers="$(curl -fsSI --retry 5 "${MODEL_URL}" | tr -d '\r')" || fail "model metadata from ${MODEL_URL} failed" || return
-    MODEL_SHA256="${MODEL_SHA256:-$(awk -F': ' 'tolower($1) == "x-linked-etag" {gsub(/"/, "", $2); print $2}' <<<"${headers}")}"
-    MODEL_SIZE="${MODEL_SIZE:-$(awk -F': ' 'tolower($1) == "x-linked-size" {print $2}' <<<"${headers}")}"
-    log info "install: model ${MODEL_FILE} sha256 ${MODEL_SHA256:-unknown} size ${MODEL_SIZE:-unknown} (pin with MODEL_SHA256/MODEL_SIZE)"
+# require_pinned_model refuses a model source that is not pinned by commit, sha256 and size.
+require_pinned_model() {
+    if [[ "${MODEL_SHA256,,}" =~ ^[0-9a-f]{64}$ && "${MODEL_SIZE}" =~ ^[1-9][0-9]*$ ]] &&
+        ! [[ "${MODEL_URL}" == https://huggingface.co/* && ! "${MODEL_URL}" =~ /resolve/[0-9a-f]{40}/ ]]; then
+        return 0
+    fi
+    fail "install: refusing to download an unpinned model (MODEL_URL=${MODEL_URL} MODEL_SHA256=${MODEL_SHA256:-unset} MODEL_SIZE=${MODEL_SIZE:-unset}).
+A Hugging Face MODEL_URL must name a commit (resolve/<40-hex commit>/, not resolve/main), and MODEL_SHA256 and MODEL_SIZE must be set. Compute them once:
+  commit=\$(curl -fsS https://huggingface.co/api/models/${MODEL_REPO}/revision/main | jq -r .sha)
+  curl -fL -o model.gguf https://huggingface.co/${MODEL_REPO}/resolve/\$commit/${MODEL_REMOTE_FILE} && sha256sum model.gguf && stat -c %s model.gguf
+and pass MODEL_URL=https://huggingface.co/${MODEL_REPO}/resolve/<commit>/${MODEL_REMOTE_FILE} MODEL_SHA256=<sha256> MODEL_SIZE=<bytes>"
+}
+
+# record_model_pin keeps the pinned source in the image: the small image's first boot downloads it.
+record_model_pin() {
+    write_file "${P_PIN}" 0644 <<PIN
+MODEL_URL=${MODEL_URL}
+MODEL_SHA256=${MODEL_SHA256,,}
+MODEL_SIZE=${MODEL_SIZE}
+PIN
+}
+
+# install_model_file downloads URL (SHA256, SIZE may be empty) as the served model file and
+# marks it verified, so later boots need not hash 14 GB again.
+install_model_file() {
+    local url="$1" sha="${2,,}" size="$3" dest="${P_MODELS}/${MODEL_FILE}"
+    if [[ -f "${dest}" && "$(cat "${P_VERIFIED}" 2>/dev/null)" == "${sha}" ]]; then
+        log info "model: ${dest} present (sha256 ${sha} verified earlier)"
+        return 0
+    fi
+    download_verified "${url}" "${dest}" "${sha}" "${size}" || return
+    chown "${LOCALAI_USER}:${LOCALAI_USER}" "${dest}" && chmod 0644 "${dest}" || return
+    printf '%s\n' "${sha}" | write_file "${P_VERIFIED}" 0644
 }
 
 install_model() {
-    model_metadata || return
-    download_verified "${MODEL_URL}" "${P_MODELS}/${MODEL_FILE}" "${MODEL_SHA256}" "${MODEL_SIZE}"
+    require_pinned_model || return
+    record_model_pin || return
+    if [[ "${SLM_BAKE_MODEL}" == false ]]; then
+        log info "install: SLM_BAKE_MODEL=false: the model is not baked; the first boot downloads ${MODEL_URL} (sha256 ${MODEL_SHA256,,}, ${MODEL_SIZE} bytes)"
+        return 0
+    fi
+    install_model_file "${MODEL_URL}" "${MODEL_SHA256}" "${MODEL_SIZE}"
 }
 
+# install_backend installs the pinned backend image under the name the model YAML uses: an OCI
+# reference needs that name (core/cli/backends.go BACKEND [NAME [ALIAS]];
+# core/services/galleryop/backends.go: "specifying a name is required for OCI images").
 install_backend() {
-    log info "install: llama-cpp backend from ${LOCALAI_BACKEND_IMAGE}"
-    mkdir -p "${P_BACKENDS}"
-    LOCALAI_BACKENDS_PATH="${P_BACKENDS}" local-ai backends install "${LOCALAI_BACKEND_IMAGE}" ||
-        fail "install: the llama-cpp backend ${LOCALAI_BACKEND_IMAGE} did not install"
+    local out
+    log info "install: ${LOCALAI_BACKEND_NAME} backend from ${LOCALAI_BACKEND_IMAGE}"
+    mkdir -p "${P_BACKENDS}" || return
+    out="$(LOCALAI_BACKENDS_PATH="${P_BACKENDS}" "${P_BIN}/local-ai" backends install "${LOCALAI_BACKEND_IMAGE}" "${LOCALAI_BACKEND_NAME}" 2>&1)" ||
+        fail "install: the backend ${LOCALAI_BACKEND_IMAGE} did not install: ${out}" || return
+    [[ -x "${P_BACKENDS}/${LOCALAI_BACKEND_NAME}/run.sh" ]] ||
+        fail "install: no ${P_BACKENDS}/${LOCALAI_BACKEND_NAME}/run.sh after installing ${LOCALAI_BACKEND_IMAGE}: LocalAI would not find the backend: ${out}"
 }
 
 install_packages() {
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends nginx apache2-utils openssl jq curl certbot ca-certificates
+    apt-get update -qq &&
+        apt-get install -y -qq --no-install-recommends nginx apache2-utils openssl jq curl certbot ca-certificates
 }
 
+# install_units installs the appliance's programs and units and enables none of them: the
+# bootstrap stage starts LocalAI and nginx once configure has written what they need (Debian's
+# nginx package enables and starts itself: undo that).
 install_units() {
-    useradd --system --home-dir /opt/local-ai --shell /usr/sbin/nologin "${LOCALAI_USER}" 2>/dev/null || true
-    install -D -m 0755 "${APPLIANCE_DIR}/slm-copilot-ready" /usr/local/sbin/slm-copilot-ready
-    install -D -m 0644 "${APPLIANCE_DIR}/frontdoor.sh" /usr/local/share/slm-copilot/frontdoor.sh
-    install -D -m 0644 "${APPLIANCE_DIR}/site.conf.tmpl" /usr/local/share/slm-copilot/site.conf.tmpl
-    cat >/etc/systemd/system/local-ai.service <<UNIT
-[Unit]
-Description=LocalAI serving ${MODEL_ID} for SLM-Copilot (127.0.0.1 only)
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-User=${LOCALAI_USER}
-Group=${LOCALAI_USER}
-EnvironmentFile=/etc/slm-copilot/local-ai.env
-WorkingDirectory=/opt/local-ai
-ExecStart=/usr/local/bin/local-ai run
-# Ready (and /readyz 200) only once the model has answered a real completion.
-ExecStartPost=+/usr/local/sbin/slm-copilot-ready
-ExecStopPost=+/bin/rm -f /run/slm-copilot/ready
-TimeoutStartSec=1800
-Restart=on-failure
-RestartSec=5
-LimitMEMLOCK=infinity
-
-[Install]
-WantedBy=multi-user.target
-UNIT
-    chown -R "${LOCALAI_USER}:${LOCALAI_USER}" /opt/local-ai
-    systemctl daemon-reload
-    systemctl enable local-ai nginx
+    if ! id -u "${LOCALAI_USER}" >/dev/null 2>&1; then
+        useradd --system --home-dir /opt/local-ai --shell /usr/sbin/nologin "${LOCALAI_USER}" || return
+    fi
+    install -D -m 0755 "${APPLIANCE_DIR}/slm-copilot-ready" "${P_SBIN}/slm-copilot-ready" &&
+        install -D -m 0644 "${APPLIANCE_DIR}/frontdoor.sh" "${P_SHARE}/frontdoor.sh" &&
+        install -D -m 0644 "${APPLIANCE_DIR}/site.conf.tmpl" "${P_SHARE}/site.conf.tmpl" &&
+        install -D -m 0644 "${APPLIANCE_DIR}/local-ai.service" "${P_UNITS}/local-ai.service" &&
+        chown -R "${LOCALAI_USER}:${LOCALAI_USER}" "${SLM_ROOT}/opt/local-ai" &&
+        systemctl daemon-reload &&
+        systemctl disable --now nginx
 }
 
-# prewarm starts LocalAI once at build time and proves a real completion works.
+# start_engine STAGE (re)starts LocalAI, whose unit waits for a real completion, and fails
+# with the journal's last lines as the cause.
+start_engine() {
+    systemctl restart local-ai && return 0
+    fail "$1: LocalAI gave no completion (is there enough RAM for the model and its context?); journalctl -u local-ai says:
+$(journalctl -u local-ai -n 40 --no-pager 2>&1 | sed 's/^/  /')"
+}
+
+# forget_prewarm removes what the pre-warm configured: the image must not ship its credentials,
+# certificate or settings; the first boot makes its own.
+forget_prewarm() {
+    rm -rf "${P_STATE}" "${P_NGINX}" "${P_ENGINE_ENV}" "${P_REPORT}" "${P_SITE}" "${P_SITE_LINK}" "${P_MODELS}/${MODEL_ID}.yaml"
+}
+
+# prewarm configures the appliance once and proves LocalAI answers a real completion, with a
+# small context (SLM_PREWARM_CONTEXT) that fits the build VM. Without baked weights it checks
+# the configuration only.
 prewarm() {
-    log info "install: pre-warm: starting LocalAI and waiting for a real completion"
-    ONEAPP_COPILOT_PASSWORD="prewarm-$(openssl rand -hex 8)" SLM_ADDRESSES=127.0.0.1 service_configure
-    systemctl start local-ai || fail "install: pre-warm failed: LocalAI gave no completion; journalctl -u local-ai" || return
-    systemctl stop local-ai
-    # The image must not ship the pre-warm's credentials: first boot makes its own.
-    rm -rf "${P_STATE}" "${P_NGINX}" "${P_ENGINE_ENV}" "${P_REPORT}"
+    log info "install: pre-warm: configure with a ${SLM_PREWARM_CONTEXT}-token context"
+    if ! ONEAPP_COPILOT_PASSWORD="prewarm-$(openssl rand -hex 8)" ONEAPP_COPILOT_CONTEXT_SIZE="${SLM_PREWARM_CONTEXT}" \
+        ONEAPP_COPILOT_MODEL_URL='' ONEAPP_COPILOT_MODEL_SHA256='' SLM_ADDRESSES=127.0.0.1 service_configure; then
+        forget_prewarm
+        fail "install: pre-warm failed: the configure stage failed (above)"
+        return 1
+    fi
+    if [[ "${SLM_BAKE_MODEL}" == false ]]; then
+        log info "install: pre-warm: no completion (SLM_BAKE_MODEL=false: no weights in the image); LocalAI and the ${LOCALAI_BACKEND_NAME} backend are installed"
+    elif ! start_engine "install: pre-warm"; then
+        systemctl stop local-ai
+        forget_prewarm
+        return 1
+    else
+        systemctl stop local-ai || fail "install: pre-warm: LocalAI did not stop" || return
+        log info "install: pre-warm: ${MODEL_ID} answered a completion"
+    fi
+    forget_prewarm
+}
+
+validate_build() {
+    [[ "${SLM_BAKE_MODEL}" == true || "${SLM_BAKE_MODEL}" == false ]] ||
+        invalid SLM_BAKE_MODEL "${SLM_BAKE_MODEL}" "want true or false" || return
+    validate_integer SLM_PREWARM_CONTEXT "${CONTEXT_MIN}" "${CONTEXT_MAX}" "tokens"
 }
 
 service_install() {
-    log info "install: SLM-Copilot ${ONE_SERVICE_VERSION}"
-    install_packages || return
+    log info "install: SLM-Copilot ${ONE_SERVICE_VERSION} (LocalAI ${LOCALAI_VERSION}, model baked: ${SLM_BAKE_MODEL})"
+    validate_build || return
+    require_pinned_model || return
+    install_packages || fail "install: the packages did not install" || return
     install_localai || return
     install_backend || return
     install_model || return
-    install_units || return
+    install_units || fail "install: installing the units failed" || return
     prewarm || return
     log info "install: done"
 }
 
 # --- bootstrap ----------------------------------------------------------------------------
+
+# ensure_model makes sure the model file is in place and verified before LocalAI starts: the
+# context's override (ONEAPP_COPILOT_MODEL_URL/_SHA256), else the pin the build recorded. The
+# small image downloads it here at first boot, resumably, with progress in the log and report.
+ensure_model() {
+    local name value url="" sha="" size=""
+    if [[ -n "${ONEAPP_COPILOT_MODEL_URL}" ]]; then
+        url="${ONEAPP_COPILOT_MODEL_URL}" sha="${ONEAPP_COPILOT_MODEL_SHA256}"
+    else
+        [[ -r "${P_PIN}" ]] || fail "bootstrap: no model pin at ${P_PIN}: the image was not built by the install stage" || return
+        while IFS='=' read -r name value; do
+            case "${name}" in
+            MODEL_URL) url="${value}" ;;
+            MODEL_SHA256) sha="${value}" ;;
+            MODEL_SIZE) size="${value}" ;;
+            esac
+        done <"${P_PIN}"
+    fi
+    install_model_file "${url}" "${sha}" "${size}" || return
+    log info "bootstrap: model ${MODEL_FILE} verified (sha256 ${sha,,})"
+}
 
 try_letsencrypt() {
     local email_args=(--register-unsafely-without-email)
@@ -564,15 +735,27 @@ fi
 BANNER
 }
 
+# service_bootstrap starts what the image leaves stopped: LocalAI once the model is in place
+# and verified (its unit waits for a real completion), then nginx. one-context reports READY
+# only after this stage succeeds, so READY means the model is loaded and answering.
 service_bootstrap() {
+    validate_model_source || return
+    if ! ensure_model; then
+        set_status "failed: the model download (see /var/log/one-appliance/slm-copilot.log)"
+        return 1
+    fi
+    set_status "loading the model" || return
     log info "bootstrap: starting LocalAI and waiting for the model to answer"
-    systemctl restart local-ai ||
-        fail "bootstrap: LocalAI did not answer a completion in time (journalctl -u local-ai; is there enough RAM for the model and context?)" || return
+    if ! start_engine bootstrap; then
+        set_status "failed: LocalAI gave no completion (journalctl -u local-ai)"
+        return 1
+    fi
     systemctl restart nginx || fail "bootstrap: nginx did not start (journalctl -u nginx)" || return
     try_letsencrypt
-    write_report "$(current_password)"
+    set_status "ready" || return
+    write_report "$(current_password)" || return
     publish_endpoint
-    write_banner
+    write_banner || return
     log info "bootstrap: ready at $(endpoint)"
 }
 
@@ -594,6 +777,8 @@ Context variables (default in brackets):
   ONEAPP_COPILOT_LETSENCRYPT_EMAIL  [empty]      e-mail for Let's Encrypt notices
   ONEAPP_COPILOT_TLS_CERT           [empty]      your certificate chain, base64 PEM
   ONEAPP_COPILOT_TLS_KEY            [empty]      its private key, base64 PEM
+  ONEAPP_COPILOT_MODEL_URL          [empty]      https URL of a GGUF to serve instead of the pinned model
+  ONEAPP_COPILOT_MODEL_SHA256       [empty]      its sha256 (64 hex digits); set both or neither
 
 Report (endpoint, credentials, Cline settings): /etc/one-appliance/config
 Log: /var/log/one-appliance/slm-copilot.log
