@@ -5,18 +5,21 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/slm-copilot/slm-copilot/helpers/reference"
 )
@@ -213,6 +216,11 @@ func TestConfigureRejectsInvalidValues(t *testing.T) {
 		{"cert_not_pem", []string{"ONEAPP_COPILOT_TLS_CERT=bm90IGEgY2VydA==", "ONEAPP_COPILOT_TLS_KEY=" + b64(keyA)}, []string{"ONEAPP_COPILOT_TLS_CERT is invalid", "base64-encoded PEM certificate"}},
 		{"key_not_pem", []string{"ONEAPP_COPILOT_TLS_CERT=" + b64(certA), "ONEAPP_COPILOT_TLS_KEY=%%%"}, []string{"ONEAPP_COPILOT_TLS_KEY is invalid"}},
 		{"key_of_another_cert", []string{"ONEAPP_COPILOT_TLS_CERT=" + b64(certA), "ONEAPP_COPILOT_TLS_KEY=" + b64(keyB)}, []string{"ONEAPP_COPILOT_TLS_KEY does not belong to ONEAPP_COPILOT_TLS_CERT"}},
+		{"model_url_without_sha", []string{"ONEAPP_COPILOT_MODEL_URL=https://mirror.example.com/m.gguf"}, []string{"ONEAPP_COPILOT_MODEL_URL and ONEAPP_COPILOT_MODEL_SHA256 go together"}},
+		{"model_sha_without_url", []string{"ONEAPP_COPILOT_MODEL_SHA256=" + strings.Repeat("a", 64)}, []string{"ONEAPP_COPILOT_MODEL_URL and ONEAPP_COPILOT_MODEL_SHA256 go together"}},
+		{"model_url_http", []string{"ONEAPP_COPILOT_MODEL_URL=http://mirror.example.com/m.gguf", "ONEAPP_COPILOT_MODEL_SHA256=" + strings.Repeat("a", 64)}, []string{"ONEAPP_COPILOT_MODEL_URL='http://mirror.example.com/m.gguf' is invalid", "https://"}},
+		{"model_sha_short", []string{"ONEAPP_COPILOT_MODEL_URL=https://mirror.example.com/m.gguf", "ONEAPP_COPILOT_MODEL_SHA256=abc123"}, []string{"ONEAPP_COPILOT_MODEL_SHA256='abc123' is invalid", "64 hex digits"}},
+		{"model_sha_not_hex", []string{"ONEAPP_COPILOT_MODEL_URL=https://mirror.example.com/m.gguf", "ONEAPP_COPILOT_MODEL_SHA256=" + strings.Repeat("g", 64)}, []string{"ONEAPP_COPILOT_MODEL_SHA256=", "64 hex digits"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -262,4 +270,134 @@ func TestBootstrapPublishesEndpoint(t *testing.T) {
 	out, err = stage(t, s.root, "publish_endpoint", []string{"SLM_ADDRESSES=10.0.0.5"})
 	require.NoError(t, err, "without OneGate, bootstrap goes on: %s", out)
 	assert.Contains(t, out, "OneGate not available")
+}
+
+// modelConfigV490 is LocalAI v4.9.0's model config schema for the mappings the appliance writes:
+// for each YAML path, the keys its Go struct declares (yaml tags read at tag v4.9.0). LocalAI's
+// loader ignores unknown keys, so a misspelt or stale key is a setting that silently never applies.
+var modelConfigV490 = map[string]struct {
+	source string
+	keys   string
+}{
+	"": {"core/config/model_config.go: ModelConfig and its inline LLMConfig",
+		"agent alias artifacts backend chat_template_kwargs compression concurrency_groups cuda debug description diffusers disabled " +
+			"download_files embeddings f16 feature_flags function grpc known_input_modalities known_output_modalities known_usecases limits " +
+			"mcp mitm name options overrides parameters pii pii_detection pinned pipeline proxy reasoning reasoning_effort roles router step " +
+			"template threads tts usage " +
+			"cache_type_k cache_type_v cfg_scale context_size cutstrings disable_log_stats draft_model dtype enforce_eager engine_args " +
+			"extract_regex flash_attention gpu_layers gpu_memory_utilization grammar limit_mm_per_prompt load_format lora_adapter lora_adapters " +
+			"lora_base lora_scale lora_scales low_vram main_gpu max_model_len mirostat mirostat_eta mirostat_tau mmap mmlock mmproj n_draft " +
+			"ngqa no_kv_offloading no_mulmatq numa prompt_cache_all prompt_cache_path prompt_cache_ro quantization reranking rms_norm_eps " +
+			"rope_scaling stopwords swap_space system_prompt tensor_parallel_size tensor_split trimspace trimsuffix trust_remote_code type " +
+			"yarn_attn_factor yarn_beta_fast yarn_beta_slow yarn_ext_factor"},
+	"parameters": {"core/schema/prediction.go: PredictionOptions and its inline BasicModelRequest (core/schema/request.go)",
+		"model batch clip_skip echo encoding_format frequency_penalty ignore_eos language logit_bias logprobs max_tokens min_p n n_keep " +
+			"negative_prompt negative_prompt_scale pooling pooling_half_life_tokens presence_penalty repeat_last_n repeat_penalty " +
+			"rope_freq_base rope_freq_scale seed temperature tfz tokenizer top_k top_logprobs top_p translate typical_p"},
+	"template": {"core/config/model_config.go: TemplateConfig",
+		"chat chat_message completion edit function join_chat_messages_by_character multimodal reply_prefix use_tokenizer_template"},
+	"function": {"pkg/functions/parse.go: FunctionsConfig",
+		"argument_regex argument_regex_key_name argument_regex_value_name automatic_tool_parsing_fallback capture_llm_results " +
+			"disable_no_action disable_peg_parser function_arguments_key function_name_key grammar json_regex_match " +
+			"no_action_description_name no_action_function_name replace_function_results replace_llm_results response_regex xml_format " +
+			"xml_format_preset"},
+	"function.grammar": {"pkg/functions/parse.go: GrammarConfig",
+		"disable disable_parallel_new_lines expect_strings_after_json mixed_mode no_mixed_free_string parallel_calls prefix properties_order " +
+			"schema_type triggers"},
+}
+
+// schemaViolations lists the keys of the mapping at path (recursively) that the v4.9.0 schema lacks.
+func schemaViolations(path string, node map[string]any) []string {
+	schema, ok := modelConfigV490[path]
+	if !ok {
+		return []string{fmt.Sprintf("%s: no v4.9.0 schema recorded for this mapping: read LocalAI's struct for it and add it to modelConfigV490", path)}
+	}
+	var out []string
+	for key, value := range node {
+		child := strings.TrimPrefix(path+"."+key, ".")
+		if !slices.Contains(strings.Fields(schema.keys), key) {
+			out = append(out, fmt.Sprintf("%s: not a key of %s at v4.9.0", child, schema.source))
+			continue
+		}
+		if m, ok := value.(map[string]any); ok {
+			out = append(out, schemaViolations(child, m)...)
+		}
+	}
+	return out
+}
+
+func TestModelConfigIsValidForLocalAIv490(t *testing.T) {
+	t.Parallel()
+	s := newSandbox(t)
+	out, err := s.configure(t)
+	require.NoError(t, err, out)
+	var cfg map[string]any
+	require.NoError(t, yaml.Unmarshal([]byte(readFile(t, s.path("opt/local-ai/models/devstral-small-2.yaml"))), &cfg))
+	assert.Empty(t, schemaViolations("", cfg), "every key the appliance writes must exist in LocalAI v4.9.0's model config")
+
+	var typed struct {
+		Name        string `yaml:"name"`
+		Backend     string `yaml:"backend"`
+		ContextSize int    `yaml:"context_size"`
+		Parameters  struct {
+			Model string `yaml:"model"`
+		} `yaml:"parameters"`
+		Template struct {
+			UseTokenizerTemplate bool `yaml:"use_tokenizer_template"`
+		} `yaml:"template"`
+		Function struct {
+			Grammar struct {
+				Disable bool `yaml:"disable"`
+			} `yaml:"grammar"`
+		} `yaml:"function"`
+		Options []string `yaml:"options"`
+	}
+	require.NoError(t, yaml.Unmarshal([]byte(readFile(t, s.path("opt/local-ai/models/devstral-small-2.yaml"))), &typed))
+	assert.Equal(t, "devstral-small-2", typed.Name)
+	assert.Equal(t, "llama-cpp", typed.Backend, "the name the backend is installed under")
+	assert.Equal(t, 32768, typed.ContextSize)
+	assert.Equal(t, "devstral-small-2-Q4_K_M.gguf", typed.Parameters.Model)
+	// core/gallery/importers/llama-cpp.go writes these three together for GGUF chat models.
+	assert.True(t, typed.Template.UseTokenizerTemplate)
+	assert.Contains(t, typed.Options, "use_jinja:true")
+	assert.True(t, typed.Function.Grammar.Disable, "tools must reach the model's template, not LocalAI's JSON grammar")
+}
+
+// TestSchemaCheckCatchesUnknownKeys: the schema check fails on a key LocalAI does not know.
+func TestSchemaCheckCatchesUnknownKeys(t *testing.T) {
+	t.Parallel()
+	for _, doc := range []string{"context_length: 4096", "parameters: {temprature: 0.1}", "function: {grammar: {disabled: true}}", "template: {chat: {x: 1}}"} {
+		var cfg map[string]any
+		require.NoError(t, yaml.Unmarshal([]byte(doc), &cfg))
+		assert.NotEmpty(t, schemaViolations("", cfg), "%s must be refused", doc)
+	}
+}
+
+// TestEngineEnvIsKnownToLocalAIv490: every LOCALAI_* setting configure writes is one LocalAI
+// v4.9.0 reads (core/cli/run.go; the list the local-ai stand-in also enforces).
+func TestEngineEnvIsKnownToLocalAIv490(t *testing.T) {
+	t.Parallel()
+	s := newSandbox(t)
+	out, err := s.configure(t, "ONEAPP_COPILOT_THREADS=3")
+	require.NoError(t, err, out)
+	known := map[string]bool{}
+	for _, line := range strings.Split(readFile(t, "testdata/standin/local-ai/run-env-v4.9.0.txt"), "\n") {
+		if line != "" && !strings.HasPrefix(line, "#") {
+			known[line] = true
+		}
+	}
+	settings := map[string]string{}
+	for _, line := range strings.Split(readFile(t, s.path("etc/slm-copilot/local-ai.env")), "\n") {
+		if name, value, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			settings[name] = value
+			if strings.HasPrefix(name, "LOCALAI_") {
+				assert.True(t, known[name], "LocalAI v4.9.0 reads no %s: it would be ignored", name)
+			}
+		}
+	}
+	assert.Equal(t, "3", settings["LOCALAI_THREADS"])
+	assert.Equal(t, "32768", settings["LOCALAI_CONTEXT_SIZE"])
+	assert.Equal(t, "devstral-small-2", settings["LOCALAI_LOAD_TO_MEMORY"], "preloaded before LocalAI serves (core/application/startup.go)")
+	assert.Equal(t, "true", settings["LOCALAI_DISABLE_WEBUI"])
+	assert.Regexp(t, `^[0-9a-f]{32,}$`, settings["LOCALAI_API_KEY"])
 }

@@ -620,3 +620,64 @@ func TestFirstBootModelOverride(t *testing.T) {
 	assert.Contains(t, e.calls(t), "started local-ai with models: devstral-small-2-Q4_K_M.gguf="+sha(b.Bytes()))
 	assert.Empty(t, e.mirror.ranges, "the pinned mirror is not used")
 }
+
+// TestUnitFileVerifies: systemd's own parser accepts local-ai.service. systemd-analyze verify
+// runs against a root holding the unit, executables at its Exec paths and the host's
+// targets; it exits 0 on mere warnings, so any output fails too.
+func TestUnitFileVerifies(t *testing.T) {
+	t.Parallel()
+	unit := readFile(t, "local-ai.service")
+	cases := []struct {
+		name, unit string
+		wantErr    bool
+	}{
+		{name: "as_shipped", unit: unit},
+		{name: "typo_rejected", unit: strings.Replace(unit, "Restart=on-failure", "Restart=on-failur", 1), wantErr: true},
+		{name: "missing_program_rejected", unit: strings.Replace(unit, "/usr/local/sbin/slm-copilot-ready", "/usr/local/sbin/slm-copilot-readyness", 1), wantErr: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			root := t.TempDir()
+			for _, exe := range []string{"usr/local/bin/local-ai", "usr/local/sbin/slm-copilot-ready", "bin/rm"} {
+				require.NoError(t, os.MkdirAll(filepath.Join(root, filepath.Dir(exe)), 0o755))
+				require.NoError(t, os.WriteFile(filepath.Join(root, exe), []byte("#!/bin/sh\n"), 0o755))
+			}
+			require.NoError(t, os.MkdirAll(filepath.Join(root, "etc/systemd/system"), 0o755))
+			require.NoError(t, os.MkdirAll(filepath.Join(root, "usr/lib/systemd"), 0o755))
+			require.NoError(t, os.Symlink("/lib/systemd/system", filepath.Join(root, "usr/lib/systemd/system")))
+			require.NoError(t, os.WriteFile(filepath.Join(root, "etc/systemd/system/local-ai.service"), []byte(tc.unit), 0o644))
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, "systemd-analyze", "verify", "--root="+root, "/etc/systemd/system/local-ai.service").CombinedOutput()
+			if tc.wantErr {
+				assert.True(t, err != nil || len(out) > 0, "systemd-analyze must object")
+				return
+			}
+			require.NoError(t, err, "systemd-analyze verify: %s", out)
+			assert.Empty(t, string(out), "systemd-analyze verify must have nothing to say")
+		})
+	}
+	assert.NotRegexp(t, `(?m)^\[Install\]`, unit, "a unit without [Install] cannot be enabled: bootstrap starts it")
+}
+
+// TestUnitOutlastsReadinessCheck: systemd must not kill local-ai while slm-copilot-ready (its
+// ExecStartPost) still waits: TimeoutStartSec exceeds the script's deadline plus one attempt.
+func TestUnitOutlastsReadinessCheck(t *testing.T) {
+	t.Parallel()
+	number := func(text, pattern string) int {
+		m := regexp.MustCompile(pattern).FindStringSubmatch(text)
+		require.NotNil(t, m, "no %s", pattern)
+		n, err := strconv.Atoi(m[1])
+		require.NoError(t, err)
+		return n
+	}
+	unit := readFile(t, "local-ai.service")
+	ready := readFile(t, "slm-copilot-ready")
+	timeout := number(unit, `(?m)^TimeoutStartSec=([0-9]+)$`)
+	deadline := number(ready, `TIMEOUT="\$\{SLM_READY_TIMEOUT:-([0-9]+)\}"`)
+	attempt := number(ready, `--max-time ([0-9]+)`)
+	retry := number(ready, `RETRY_SECONDS=([0-9]+)`)
+	assert.Greater(t, timeout, deadline+attempt+retry, "TimeoutStartSec=%d must exceed slm-copilot-ready's %d s deadline + %d s attempt + %d s retry", timeout, deadline, attempt, retry)
+	assert.Contains(t, unit, "ExecStartPost=+/usr/local/sbin/slm-copilot-ready")
+}
