@@ -111,23 +111,22 @@ func preflight(t *testing.T, l layout) {
 			req.PrewarmModelBytes = n
 		}
 	}
-	problems := append(buildhost.Check(req), releaseProblems(src)...)
+	problems := append(buildhost.Check(req), releaseProblems(l)...)
 	require.NoError(t, buildhost.Error(problems))
 	t.Logf("model %s (sha256 %s, %s bytes), baked: %v", src["MODEL_URL"], src["MODEL_SHA256"], src["MODEL_SIZE"], *bakeModel)
 }
 
 // releaseProblems are the pins a release build cannot go without: every input verified, and
 // a real download URL for the marketplace.
-func releaseProblems(src map[string]string) []buildhost.Problem {
+func releaseProblems(l layout) []buildhost.Problem {
 	var problems []buildhost.Problem
 	if *contextSHA256 == "" {
 		problems = append(problems, buildhost.Problem{What: "the one-context package has no pinned sha256",
 			Fix: "pass -context-sha256=$(curl -fsSL " + *contextURL + " | sha256sum | cut -d' ' -f1)"})
 	}
-	if src["MODEL_SHA256"] == "" {
-		problems = append(problems, buildhost.Problem{What: "the model has no pinned sha256 (appliance.sh pins none and -model-sha256 is empty)",
-			Fix: "compute it once and pass it with its size: curl -fL " + src["MODEL_URL"] + " | tee model.gguf | sha256sum; stat -c %s model.gguf\n" +
-				"         then -model-sha256=<sha256> -model-size=<bytes>"})
+	if out, err := applianceRun(l, "require_pinned_model"); err != nil {
+		problems = append(problems, buildhost.Problem{What: "the model is not pinned by commit, sha256 and size (appliance.sh's install stage would refuse it):\n" + indent(out),
+			Fix: "pass -model-commit=<commit> -model-sha256=<sha256> -model-size=<bytes> (or -model-url=.../resolve/<commit>/...)"})
 	}
 	if *publishURL == "" {
 		problems = append(problems, buildhost.Problem{What: "no -publish-url: the marketplace YAML needs the URL the image will be downloaded from",
@@ -139,7 +138,7 @@ func releaseProblems(src map[string]string) []buildhost.Problem {
 // modelEnv passes the model flags to appliance.sh; unset flags keep its pinned defaults.
 func modelEnv() []string {
 	var env []string
-	for name, value := range map[string]string{"MODEL_URL": *modelURL, "MODEL_SHA256": *modelSHA256, "MODEL_SIZE": *modelSize} {
+	for name, value := range map[string]string{"MODEL_URL": *modelURL, "MODEL_COMMIT": *modelCommit, "MODEL_SHA256": *modelSHA256, "MODEL_SIZE": *modelSize} {
 		if value != "" {
 			env = append(env, name+"="+value)
 		}
@@ -148,11 +147,10 @@ func modelEnv() []string {
 }
 
 // appliance runs one of appliance.sh's download helpers with the work dir as its root and
-// the build's model pins.
+// the build's model pins, and returns its standard output.
 func appliance(t *testing.T, l layout, function string, args ...string) string {
 	t.Helper()
-	require.NoError(t, os.RemoveAll(filepath.Join(l.root, "appliance")))
-	require.NoError(t, slmcopilot.Unpack(filepath.Join(l.root, "appliance")))
+	require.NoError(t, unpackAppliance(l))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
 	defer cancel()
 	cmd := slmcopilot.Command(ctx, l.root, function, modelEnv(), args...)
@@ -162,6 +160,26 @@ func appliance(t *testing.T, l layout, function string, args ...string) string {
 	require.NoError(t, cmd.Run(), "%s %v", function, args)
 	return strings.TrimSpace(out.String())
 }
+
+// applianceRun runs one of appliance.sh's checks and returns its combined output.
+func applianceRun(l layout, function string) (string, error) {
+	if err := unpackAppliance(l); err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := slmcopilot.Command(ctx, l.root, function, modelEnv()).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+func unpackAppliance(l layout) error {
+	if err := os.RemoveAll(filepath.Join(l.root, "appliance")); err != nil {
+		return err
+	}
+	return slmcopilot.Unpack(filepath.Join(l.root, "appliance"))
+}
+
+func indent(s string) string { return "      " + strings.ReplaceAll(s, "\n", "\n      ") }
 
 func fetchInputs(t *testing.T, l layout) {
 	sha := appliance(t, l, "release_checksum", *baseURL+"/SHA256SUMS", *baseImage)
@@ -210,7 +228,7 @@ func runBuild(t *testing.T, l layout, vars map[string]string) string {
 		"appliance_dir":  filepath.Join(repoRoot(), "appliances", "slm-copilot"),
 		"certify_binary": l.certify,
 		"bake_model":     strconv.FormatBool(*bakeModel), "prewarm_context": strconv.Itoa(*prewarmContext),
-		"model_url": *modelURL, "model_sha256": *modelSHA256, "model_size": *modelSize,
+		"model_url": *modelURL, "model_commit": *modelCommit, "model_sha256": *modelSHA256, "model_size": *modelSize,
 	}
 	for k, v := range vars {
 		all[k] = v
@@ -313,4 +331,27 @@ func verify(t *testing.T, l layout, want ...string) {
 	require.NoError(t, err)
 	assert.Empty(t, missing, "files missing from the image")
 	t.Logf("inside the image: %s", strings.Join(want, ", "))
+}
+
+// TestReleasePreflight runs the build as a user would, without the release pins: it must stop
+// in preflight, before any download, with every missing pin and the command that gives it.
+func TestReleasePreflight(t *testing.T) {
+	t.Parallel()
+	work := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestBuild$", "-test.v",
+		"-build", "-work-dir="+work, "-accelerator=tcg", "-min-free-gb=0", "-memory=1024", "-bake-model=false")
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err, "a build without pins must fail:\n%s", out)
+	for _, want := range []string{
+		"stage preflight: starting",
+		"the one-context package has no pinned sha256", "-context-sha256=",
+		"the model is not pinned by commit, sha256 and size", "refusing to download an unpinned model",
+		"huggingface.co/api/models/", "sha256sum model.gguf",
+		"no -publish-url",
+	} {
+		assert.Contains(t, string(out), want)
+	}
+	assert.NotContains(t, string(out), "stage inputs", "nothing may be downloaded before the pins are there")
 }

@@ -36,6 +36,7 @@ var (
 	bakeModel      = flag.Bool("bake-model", true, "bake the model into the image (offline image); false: a small image that downloads the pinned model at first boot")
 	prewarmContext = flag.Int("prewarm-context", 4096, "context (tokens) of the build-time pre-warm")
 	modelURL       = flag.String("model-url", "", "model URL pinned to a Hugging Face commit (default: appliance.sh's MODEL_URL)")
+	modelCommit    = flag.String("model-commit", "", "Hugging Face commit of the model (required unless -model-url names one)")
 	modelSHA256    = flag.String("model-sha256", "", "sha256 of the model file (required unless appliance.sh pins one)")
 	modelSize      = flag.String("model-size", "", "size of the model file in bytes (default: appliance.sh's MODEL_SIZE)")
 	maxImageGB     = flag.Float64("max-image-gb", 17, "budget of the compressed image in GB: the finish stage fails above it")

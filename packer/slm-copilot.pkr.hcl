@@ -131,6 +131,7 @@ build {
       "${var.appliance_dir}/frontdoor.sh",
       "${var.appliance_dir}/site.conf.tmpl",
       "${var.appliance_dir}/slm-copilot-ready",
+      "${var.appliance_dir}/local-ai.service",
     ]
     destination = "/etc/one-appliance/service.d/"
   }
@@ -154,6 +155,7 @@ build {
         "SLM_BAKE_MODEL=${var.bake_model}",
         "SLM_PREWARM_CONTEXT=${var.prewarm_context}",
         "MODEL_URL=${var.model_url}",
+        "MODEL_COMMIT=${var.model_commit}",
         "MODEL_SHA256=${var.model_sha256}",
         "MODEL_SIZE=${var.model_size}",
       ]

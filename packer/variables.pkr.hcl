@@ -197,6 +197,17 @@ variable "model_url" {
   }
 }
 
+variable "model_commit" {
+  type        = string
+  description = "Hugging Face commit of the default model URL (appliance.sh's MODEL_COMMIT); empty: the one model_url names."
+  default     = ""
+
+  validation {
+    condition     = can(regex("^([0-9a-f]{40})?$", var.model_commit))
+    error_message = "The model_commit must be a 40-hex commit id, or empty."
+  }
+}
+
 variable "model_sha256" {
   type        = string
   description = "sha256 of the model file; empty: the appliance's pinned default (a release build refuses to run without one)."
