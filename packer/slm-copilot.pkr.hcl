@@ -132,6 +132,7 @@ build {
       "${var.appliance_dir}/site.conf.tmpl",
       "${var.appliance_dir}/slm-copilot-ready",
       "${var.appliance_dir}/local-ai.service",
+      "${var.appliance_dir}/slm-copilot-certify",
     ]
     destination = "/etc/one-appliance/service.d/"
   }
