@@ -579,7 +579,6 @@ install_model_file() {
 }
 
 install_model() {
-    require_pinned_model || return
     record_model_pin || return
     if [[ "${SLM_BAKE_MODEL}" == false ]]; then
         log info "install: SLM_BAKE_MODEL=false: the model is not baked; the first boot downloads ${MODEL_URL} (sha256 ${MODEL_SHA256,,}, ${MODEL_SIZE} bytes)"
@@ -670,7 +669,7 @@ validate_build() {
 service_install() {
     log info "install: SLM-Copilot ${ONE_SERVICE_VERSION} (LocalAI ${LOCALAI_VERSION}, model baked: ${SLM_BAKE_MODEL})"
     validate_build || return
-    require_pinned_model || return
+    require_pinned_model || return # before anything is downloaded
     install_packages || fail "install: the packages did not install" || return
     install_localai || return
     install_backend || return
