@@ -155,13 +155,18 @@ func acceptanceBinary(t *testing.T) string {
 // tests.yaml and specs at appliances/slm-copilot. It returns the root.
 func certTree(t *testing.T) string {
 	t.Helper()
+	return certTreeWith(t, "metadata.yaml")
+}
+
+// certTreeWith is certTree with metadata copied from the file metadata.
+func certTreeWith(t *testing.T, metadata string) string {
+	t.Helper()
 	root := t.TempDir()
 	require.NoError(t, os.CopyFS(filepath.Join(root, "lib", "community"), os.DirFS(standinLib)))
 	app := filepath.Join(root, "appliances", applianceDir)
 	require.NoError(t, os.CopyFS(filepath.Join(app, "tests"), os.DirFS("tests")))
-	for _, f := range []string{"metadata.yaml", "tests.yaml"} {
-		require.NoError(t, os.WriteFile(filepath.Join(app, f), []byte(readFile(t, f)), 0o644))
-	}
+	require.NoError(t, os.WriteFile(filepath.Join(app, "metadata.yaml"), []byte(readFile(t, metadata)), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(app, "tests.yaml"), []byte(readFile(t, "tests.yaml")), 0o644))
 	return root
 }
 
@@ -225,6 +230,23 @@ func startAppliance(t *testing.T, password, status string) *reference.Instance {
 	t.Cleanup(func() { _ = in.Close() })
 	require.NoError(t, os.WriteFile(filepath.Join(in.Files.Dir, "etc", "one-appliance", "status"), []byte(status+"\n"), 0o600))
 	return in
+}
+
+// TestCertificationLibraryCrashesOnV1Metadata: the real app_handler.rb, run by rspec, fails
+// to load the spec with the v1 metadata.yaml (no :one: :template:), as the marketplace did.
+func TestCertificationLibraryCrashesOnV1Metadata(t *testing.T) {
+	t.Parallel()
+	tree := certTreeWith(t, filepath.Join("testdata", "metadata-v1.yaml"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "rspec", "-f", "d", "../../appliances/"+applianceDir+"/tests/00-slm-copilot_basic.rb")
+	cmd.Dir = filepath.Join(tree, "lib", "community")
+	cmd.Env = append(os.Environ(), "SLM_STANDIN_LOG="+filepath.Join(t.TempDir(), "frontend.log"))
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err, "%s", out)
+	assert.Contains(t, string(out), "VM_TEMPLATE = config[:one][:template][:NAME] || 'base'")
+	assert.Contains(t, string(out), "NoMethodError")
+	assert.Contains(t, string(out), "app_handler.rb:11:in")
 }
 
 // TestCertificationSpec runs tests/*.rb with Debian's rspec against reference appliances:
