@@ -600,6 +600,12 @@ install_backend() {
         fail "install: no ${P_BACKENDS}/${LOCALAI_BACKEND_NAME}/run.sh after installing ${LOCALAI_BACKEND_IMAGE}: LocalAI would not find the backend: ${out}"
 }
 
+# add_engine_user makes the system user LocalAI runs as (it owns what the install stage downloads).
+add_engine_user() {
+    id -u "${LOCALAI_USER}" >/dev/null 2>&1 ||
+        useradd --system --home-dir /opt/local-ai --shell /usr/sbin/nologin "${LOCALAI_USER}"
+}
+
 install_packages() {
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq &&
@@ -610,9 +616,6 @@ install_packages() {
 # bootstrap stage starts LocalAI and nginx once configure has written what they need (Debian's
 # nginx package enables and starts itself: undo that).
 install_units() {
-    if ! id -u "${LOCALAI_USER}" >/dev/null 2>&1; then
-        useradd --system --home-dir /opt/local-ai --shell /usr/sbin/nologin "${LOCALAI_USER}" || return
-    fi
     install -D -m 0755 "${APPLIANCE_DIR}/slm-copilot-ready" "${P_SBIN}/slm-copilot-ready" &&
         install -D -m 0644 "${APPLIANCE_DIR}/frontdoor.sh" "${P_SHARE}/frontdoor.sh" &&
         install -D -m 0644 "${APPLIANCE_DIR}/site.conf.tmpl" "${P_SHARE}/site.conf.tmpl" &&
@@ -671,6 +674,7 @@ service_install() {
     validate_build || return
     require_pinned_model || return # before anything is downloaded
     install_packages || fail "install: the packages did not install" || return
+    add_engine_user || fail "install: cannot add the ${LOCALAI_USER} user" || return
     install_localai || return
     install_backend || return
     install_model || return

@@ -339,7 +339,8 @@ func TestStandinRefusesWhatLocalAIRefuses(t *testing.T) {
 
 // installEnv is a sandbox where appliance.sh's install and bootstrap stages run against a
 // loopback mirror (GitHub and Hugging Face) and stand-ins for the system (systemctl,
-// journalctl, apt-get, useradd, chown) and for LocalAI (served as the release binary).
+// journalctl, apt-get, useradd, chown: testdata/standin/bin) and for LocalAI (served as the
+// release binary).
 type installEnv struct {
 	*sandbox
 	mirror *mirror
@@ -362,12 +363,10 @@ func newInstallEnv(t *testing.T) *installEnv {
 	bin := t.TempDir()
 	standins, err := filepath.Abs("testdata/standin/bin")
 	require.NoError(t, err)
-	for _, name := range []string{"systemctl", "journalctl"} {
+	for _, name := range []string{"systemctl", "journalctl", "chown", "useradd"} {
 		require.NoError(t, os.Symlink(filepath.Join(standins, name), filepath.Join(bin, name)))
 	}
-	for _, name := range []string{"apt-get", "useradd", "chown"} {
-		require.NoError(t, os.Symlink(filepath.Join(standins, "recorder"), filepath.Join(bin, name)))
-	}
+	require.NoError(t, os.Symlink(filepath.Join(standins, "recorder"), filepath.Join(bin, "apt-get")))
 	localAI, err := os.ReadFile(standinLocalAI(t))
 	require.NoError(t, err)
 
