@@ -442,6 +442,8 @@ func TestServiceInstall(t *testing.T) {
 	assert.Contains(t, pin, "MODEL_URL="+e.mirror.URL+modelPath)
 	assert.Contains(t, pin, "MODEL_SHA256="+sha(e.model))
 
+	assert.NotRegexp(t, `prewarm-[0-9a-f]{16}`, out, "the pre-warm's password must not be printed")
+	assert.NotRegexp(t, `prewarm-[0-9a-f]{16}`, readFile(t, e.path("var/log/one-appliance/slm-copilot.log")), "nor logged")
 	for _, gone := range []string{"var/lib/slm-copilot", "etc/nginx/slm-copilot", "etc/slm-copilot/local-ai.env", "etc/one-appliance/config",
 		"etc/nginx/sites-enabled/slm-copilot.conf", "opt/local-ai/models/devstral-small-2.yaml"} {
 		assert.NoFileExists(t, e.path(gone), "the image must not ship the pre-warm's %s", gone)
@@ -549,6 +551,22 @@ func TestFirstBootDownload(t *testing.T) {
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "verified earlier")
 	assert.NotContains(t, out, "download:")
+}
+
+// TestBootstrapReportsEngineFailure: when LocalAI cannot load the model, bootstrap fails with
+// LocalAI's own words and the report says so.
+func TestBootstrapReportsEngineFailure(t *testing.T) {
+	t.Parallel()
+	e := newInstallEnv(t)
+	e.installed(t)
+	require.NoError(t, os.RemoveAll(e.path("opt/local-ai/backends/llama-cpp")))
+	e.booted(t)
+	out, err := e.run(t, "service_bootstrap")
+	require.Error(t, err, out)
+	assert.Contains(t, out, "bootstrap: LocalAI gave no completion")
+	assert.Contains(t, out, "backend not found: llama-cpp", "the cause, from LocalAI's journal")
+	assert.Contains(t, reportValue(t, readFile(t, e.path("etc/one-appliance/config")), "status"), "failed: LocalAI gave no completion")
+	assert.NotContains(t, e.calls(t), "restart nginx", "nothing is served without the engine")
 }
 
 // TestFirstBootProgress: while the download runs, the log and the report say how far it is.
