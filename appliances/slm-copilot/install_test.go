@@ -355,11 +355,6 @@ const modelPath = "/unsloth/Devstral-Small-2-24B-Instruct-2512-GGUF/resolve/0123
 func newInstallEnv(t *testing.T) *installEnv {
 	t.Helper()
 	s := newSandbox(t)
-	// Until files.go embeds it, the unit comes from the package directory.
-	unit, err := os.ReadFile("local-ai.service")
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(s.path("appliance/local-ai.service"), unit, 0o644))
-
 	bin := t.TempDir()
 	standins, err := filepath.Abs("testdata/standin/bin")
 	require.NoError(t, err)
