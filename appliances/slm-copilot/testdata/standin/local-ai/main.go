@@ -33,7 +33,8 @@ import (
 //go:embed run-env-v4.9.0.txt
 var runEnvFile string
 
-// usageError is a kong parse error: kong prints "local-ai: error: ..." and exits 80.
+// usageError is a kong parse error: kong prints "local-ai: error: ..." and exits 80 (kong
+// v1.15.0, the version in LocalAI v4.9.0's go.mod: exit.go exitUsageError).
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
@@ -249,15 +250,14 @@ func runCmd(args []string) error {
 		if !known[name] {
 			return fmt.Errorf("stand-in: LocalAI v4.9.0 reads no %s (core/cli/run.go): the setting would be silently ignored", name)
 		}
+		// kong v1.15.0 (LocalAI's go.mod): mapper.go's int and bool decoders, model.go's Reset.
 		if slices.Contains(intEnvs, name) {
-			if _, err := strconv.Atoi(value); err != nil {
-				return usageError{fmt.Sprintf("%s: expected an int but got %q", name, value)}
+			if _, err := strconv.ParseInt(value, 0, 64); err != nil {
+				return usageError{fmt.Sprintf("expected a valid 64 bit int but got %q (from envar %s=%q)", value, name, value)}
 			}
 		}
-		if slices.Contains(boolEnvs, name) {
-			if _, err := strconv.ParseBool(value); err != nil {
-				return usageError{fmt.Sprintf("%s: expected a bool but got %q", name, value)}
-			}
+		if slices.Contains(boolEnvs, name) && !slices.Contains([]string{"true", "1", "yes", "false", "0", "no"}, strings.ToLower(value)) {
+			return usageError{fmt.Sprintf("bool value must be true, 1, yes, false, 0 or no but got %q (from envar %s=%q)", strings.ToLower(value), name, value)}
 		}
 	}
 	address := setting(nil, "", ":8080", "LOCALAI_ADDRESS", "ADDRESS")
