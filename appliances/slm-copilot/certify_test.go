@@ -179,8 +179,9 @@ type specRun struct {
 }
 
 // runSpec runs the spec files of tests.yaml the way app_readiness.rb:29-41 does (rspec -f d,
-// from lib/community), with the stand-in VM being this machine and in the appliance.
-// examples selects examples by name (rspec -e); none runs them all.
+// from lib/community). The stand-in VM is this machine, with SLM_ROOT set to in's root, the
+// wrapper on PATH (after pathPrefix, if any) and suite as its acceptance suite. examples
+// selects examples by name (rspec -e); none runs them all.
 func runSpec(t *testing.T, suite string, in *reference.Instance, pathPrefix string, examples ...string) specRun {
 	t.Helper()
 	tree := certTree(t)
