@@ -19,6 +19,7 @@ import (
 	slmcopilot "github.com/slm-copilot/slm-copilot/appliances/slm-copilot"
 	"github.com/slm-copilot/slm-copilot/helpers/buildhost"
 	"github.com/slm-copilot/slm-copilot/helpers/image"
+	"github.com/slm-copilot/slm-copilot/helpers/marketplace"
 )
 
 // layout names the files of one build under -work-dir.
@@ -73,7 +74,10 @@ func TestBuild(t *testing.T) {
 			"one_apps_dir": l.oneApps, "context_package": l.contextDeb,
 		})
 	})
-	stage("finish", func() { finish(t, l, marketplaceFile(t), *publishURL) })
+	stage("finish", func() {
+		left := finish(t, l, marketplaceFile(t), *publishURL)
+		require.Empty(t, left, "the marketplace YAML still holds placeholders a release must not publish")
+	})
 	stage("verify", func() {
 		want := append(shippedFiles(), "/usr/local/bin/local-ai")
 		if *bakeModel {
@@ -128,8 +132,8 @@ func releaseProblems(l layout) []buildhost.Problem {
 		problems = append(problems, buildhost.Problem{What: "the model is not pinned by commit, sha256 and size (appliance.sh's install stage would refuse it):\n" + indent(out),
 			Fix: "pass -model-commit=<commit> -model-sha256=<sha256> -model-size=<bytes> (or -model-url=.../resolve/<commit>/...)"})
 	}
-	if *publishURL == "" {
-		problems = append(problems, buildhost.Problem{What: "no -publish-url: the marketplace YAML needs the URL the image will be downloaded from",
+	if !strings.HasPrefix(*publishURL, "https://") {
+		problems = append(problems, buildhost.Problem{What: fmt.Sprintf("-publish-url %q is not an https URL: the marketplace YAML needs the URL the image will be downloaded from", *publishURL),
 			Fix: "pass -publish-url=https://<your download server>/slm-copilot-" + *version + ".qcow2"})
 	}
 	return problems
@@ -284,8 +288,9 @@ func marketplaceFile(t *testing.T) string {
 }
 
 // finish compresses the raw image within its budget, writes checksums and manifest (with the
-// model actually baked), and updates yml for a release at url.
-func finish(t *testing.T, l layout, yml, url string) {
+// model actually baked), and updates yml for a release at url. It returns the placeholders
+// left in yml (marketplace.Placeholders), which a release must not publish.
+func finish(t *testing.T, l layout, yml, url string) []string {
 	require.NotEmpty(t, url, "-publish-url is required: the marketplace YAML must say where the image is downloaded from")
 	require.NoError(t, os.MkdirAll(l.dist, 0o755))
 	versions := map[string]string{"appliance": *version, "base_image": *baseImage, "one_apps": *oneAppsRef, "bake_model": strconv.FormatBool(*bakeModel)}
@@ -299,7 +304,14 @@ func finish(t *testing.T, l layout, yml, url string) {
 	require.NoError(t, err, "finish stage (budget -max-image-gb=%g)", *maxImageGB)
 	t.Logf("image %s: virtual %d bytes, file %s (%d bytes, budget %g GB), sha256 %s", l.final, m.VirtualSize, image.GB(m.FileSize), m.FileSize, *maxImageGB, m.Checksums.SHA256)
 	require.NoError(t, image.UpdateMarketplace(yml, m, image.Release{URL: url, Version: *version, OneAppsVersion: strings.TrimPrefix(*oneAppsRef, "v")}))
-	t.Logf("updated %s", yml)
+	b, err := os.ReadFile(yml)
+	require.NoError(t, err)
+	left := marketplace.Placeholders(b)
+	t.Logf("updated %s (placeholders left: %d)", yml, len(left))
+	for _, p := range left {
+		t.Logf("  placeholder: %s", p)
+	}
+	return left
 }
 
 // sources are appliance.sh's build sources (LocalAI version, backend image, model).
@@ -349,7 +361,7 @@ func TestReleasePreflight(t *testing.T) {
 		"the one-context package has no pinned sha256", "-context-sha256=",
 		"the model is not pinned by commit, sha256 and size", "refusing to download an unpinned model",
 		"huggingface.co/api/models/", "sha256sum model.gguf",
-		"no -publish-url",
+		`-publish-url "" is not an https URL`,
 	} {
 		assert.Contains(t, string(out), want)
 	}

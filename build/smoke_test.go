@@ -71,7 +71,9 @@ func TestSmokeBuild(t *testing.T) {
 	src, err := os.ReadFile(marketplaceFile(t))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(yml, src, 0o644))
-	finish(t, l, yml, "file://"+l.final)
+	left := finish(t, l, yml, "file://"+l.final)
+	assert.Equal(t, []string{"images[0].url: no https download URL"}, left,
+		"the build fills every other placeholder (the smoke image is published at a file:// URL)")
 	verify(t, l, shippedFiles()...)
 	t.Logf("smoke build end to end: %s", time.Since(began).Round(time.Second))
 }
