@@ -334,6 +334,10 @@ func TestStandinRefusesWhatLocalAIRefuses(t *testing.T) {
 				return
 			}
 			require.NoError(t, err, string(out))
+			if tc.args[0] != "run" {
+				installed, _ := filepath.Glob(filepath.Join(dir, "*", "llama-cpp", "run.sh"))
+				assert.Len(t, installed, 1, "the backend lands in BACKENDS_PATH/<name>/run.sh")
+			}
 		})
 	}
 }
