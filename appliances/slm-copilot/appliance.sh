@@ -490,6 +490,7 @@ download_progress() {
 download_verified() {
     local url="$1" dest="$2" sha="${3,,}" size="${4:-}" part="$2.part" got pid
     [[ "${sha}" =~ ^[0-9a-f]{64}$ ]] || fail "download ${url}: no valid sha256 to verify against ('${sha}')" || return
+    [[ "${SLM_PROGRESS_SECONDS}" =~ ^[0-9]+(\.[0-9]+)?$ ]] || invalid SLM_PROGRESS_SECONDS "${SLM_PROGRESS_SECONDS}" "want seconds" || return
     if [[ -f "${dest}" ]] && sha256sum -c --status <<<"${sha}  ${dest}"; then
         log info "download: ${dest} already verified"
         return 0
@@ -502,7 +503,8 @@ download_verified() {
     log info "download: ${url} -> ${dest}${size:+ (${size} bytes)}${got}"
     curl -fsSL --retry 5 --retry-delay 5 --continue-at - -o "${part}" "${url}" &
     pid=$!
-    until timeout "${SLM_PROGRESS_SECONDS}" tail -s 0.2 --pid="${pid}" -f /dev/null; do
+    while kill -0 "${pid}" 2>/dev/null; do
+        timeout "${SLM_PROGRESS_SECONDS}" tail -s 0.2 --pid="${pid}" -f /dev/null && break
         download_progress "${part}" "${size}"
     done
     if ! wait "${pid}"; then

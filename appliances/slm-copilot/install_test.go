@@ -136,6 +136,7 @@ func TestDownloadVerified(t *testing.T) {
 		name    string
 		sha     string
 		size    string
+		env     []string
 		wantErr string
 	}{
 		{name: "verified", sha: sha(model), size: strconv.Itoa(len(model))},
@@ -143,6 +144,7 @@ func TestDownloadVerified(t *testing.T) {
 		{name: "checksum_mismatch", sha: sha([]byte("other")), size: strconv.Itoa(len(model)), wantErr: "does not match"},
 		{name: "size_mismatch", sha: sha(model), size: "12345", wantErr: "want 12345"},
 		{name: "no_checksum", sha: "", wantErr: "no valid sha256"},
+		{name: "progress_interval_invalid", sha: sha(model), env: []string{"SLM_PROGRESS_SECONDS=soon"}, wantErr: "SLM_PROGRESS_SECONDS='soon' is invalid"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,7 +153,7 @@ func TestDownloadVerified(t *testing.T) {
 			m.files["/model.gguf"] = model
 			root := sandboxRoot(t)
 			dest := filepath.Join(root, "opt/local-ai/models/model.gguf")
-			out, err := stage(t, root, "download_verified", nil, m.URL+"/model.gguf", dest, tc.sha, tc.size)
+			out, err := stage(t, root, "download_verified", tc.env, m.URL+"/model.gguf", dest, tc.sha, tc.size)
 			if tc.wantErr == "" {
 				require.NoError(t, err, out)
 				got, err := os.ReadFile(dest)
