@@ -2,8 +2,6 @@ package slmcopilot_test
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -11,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -122,21 +121,9 @@ func TestCertifyWrapperShellcheck(t *testing.T) {
 	assert.NoError(t, err, "%s", out)
 }
 
-// upstreamAppHandler is the git blob id of lib/community/app_handler.rb at
-// OpenNebula/marketplace-community master fa6fbbd, vendored unchanged in testdata.
-const upstreamAppHandler = "cd434540c72d6d2b37f4b06061bbf4df44e2afbf"
-
-const standinLib = "testdata/marketplace-community/lib/community"
-
-func TestVendoredAppHandlerIsUpstream(t *testing.T) {
-	t.Parallel()
-	b, err := os.ReadFile(filepath.Join(standinLib, "app_handler.rb"))
-	require.NoError(t, err)
-	h := sha1.New()
-	fmt.Fprintf(h, "blob %d\x00", len(b))
-	h.Write(b)
-	assert.Equal(t, upstreamAppHandler, hex.EncodeToString(h.Sum(nil)), "app_handler.rb must stay byte for byte upstream's")
-}
+// standinLib is our stand-in for marketplace-community's lib/community: app_handler.rb and
+// clitester/, written from upstream's source at master fa6fbbd.
+const standinLib = "testdata/certlib"
 
 // acceptanceBinary builds the acceptance suite as the image carries it (go test -c) into a
 // directory of t.
@@ -150,22 +137,22 @@ func acceptanceBinary(t *testing.T) string {
 	return bin
 }
 
-// certTree lays out what the marketplace's app_readiness.rb runs in: the library (the real
-// app_handler.rb with the stand-in clitester) at lib/community and this appliance's metadata,
-// tests.yaml and specs at appliances/slm-copilot. It returns the root.
+// certTree lays out what the marketplace's app_readiness.rb runs in: the library (our
+// stand-in) at lib/community and this appliance's metadata, tests.yaml and specs at
+// appliances/slm-copilot. It returns the root.
 func certTree(t *testing.T) string {
 	t.Helper()
-	return certTreeWith(t, "metadata.yaml")
+	return certTreeWith(t, readFile(t, "metadata.yaml"))
 }
 
-// certTreeWith is certTree with metadata copied from the file metadata.
+// certTreeWith is certTree with metadata as metadata.yaml.
 func certTreeWith(t *testing.T, metadata string) string {
 	t.Helper()
 	root := t.TempDir()
 	require.NoError(t, os.CopyFS(filepath.Join(root, "lib", "community"), os.DirFS(standinLib)))
 	app := filepath.Join(root, "appliances", applianceDir)
 	require.NoError(t, os.CopyFS(filepath.Join(app, "tests"), os.DirFS("tests")))
-	require.NoError(t, os.WriteFile(filepath.Join(app, "metadata.yaml"), []byte(readFile(t, metadata)), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(app, "metadata.yaml"), []byte(metadata), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(app, "tests.yaml"), []byte(readFile(t, "tests.yaml")), 0o644))
 	return root
 }
@@ -233,21 +220,72 @@ func startAppliance(t *testing.T, password, status string) *reference.Instance {
 	return in
 }
 
-// TestCertificationLibraryCrashesOnV1Metadata: the real app_handler.rb, run by rspec, fails
-// to load the spec with the v1 metadata.yaml (no :one: :template:), as the marketplace did.
-func TestCertificationLibraryCrashesOnV1Metadata(t *testing.T) {
-	t.Parallel()
-	tree := certTreeWith(t, filepath.Join("testdata", "metadata-v1.yaml"))
+// probeSpec is a spec as the marketplace runs one, with an example that passes once the
+// library has deployed: what it shows is what the library makes of metadata.yaml.
+const probeSpec = `require_relative '../../../lib/community/app_handler'
+
+describe 'the library on this metadata.yaml' do
+    include_context('vm_handler')
+
+    it('deploys') { expect(@info[:vm]).not_to be_nil }
+end
+`
+
+// runLibrary runs probeSpec with rspec, as runSpec runs tests/*.rb, on a tree with metadata.
+func runLibrary(t *testing.T, metadata string) specRun {
+	t.Helper()
+	tree := certTreeWith(t, metadata)
+	spec := filepath.Join(tree, "appliances", applianceDir, "tests", "probe.rb")
+	require.NoError(t, os.WriteFile(spec, []byte(probeSpec), 0o644))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "rspec", "-f", "d", "../../appliances/"+applianceDir+"/tests/00-slm-copilot_basic.rb")
+	cmd := exec.CommandContext(ctx, "rspec", "-f", "d", "../../appliances/"+applianceDir+"/tests/probe.rb")
 	cmd.Dir = filepath.Join(tree, "lib", "community")
-	cmd.Env = append(os.Environ(), "SLM_STANDIN_LOG="+filepath.Join(t.TempDir(), "frontend.log"))
+	log := filepath.Join(t.TempDir(), "frontend.log")
+	cmd.Env = append(os.Environ(), "SLM_STANDIN_LOG="+log, "IMAGES_URL=http://images.test/")
 	out, err := cmd.CombinedOutput()
-	require.Error(t, err, "%s", out)
-	assert.Contains(t, string(out), "VM_TEMPLATE = config[:one][:template][:NAME] || 'base'")
-	assert.Contains(t, string(out), "NoMethodError")
-	assert.Contains(t, string(out), "app_handler.rb:11:in")
+	commands, _ := os.ReadFile(log)
+	return specRun{out: string(out), err: err, commands: string(commands), tree: tree}
+}
+
+// TestCertificationLibraryOnBrokenMetadata runs our library stand-in on each brokenMetadata
+// case: it raises the exception upstream raises, on the line of app_handler.rb that cites
+// the upstream line, or issues the wrong front-end command; on metadata.yaml it deploys.
+func TestCertificationLibraryOnBrokenMetadata(t *testing.T) {
+	t.Parallel()
+	standin := strings.Split(readFile(t, filepath.Join(standinLib, "app_handler.rb")), "\n")
+	raisedAt := regexp.MustCompile(`app_handler\.rb:(\d+):in`)
+
+	t.Run("metadata.yaml", func(t *testing.T) {
+		t.Parallel()
+		r := runLibrary(t, readFile(t, "metadata.yaml"))
+		require.NoError(t, r.err, "%s", r.out)
+		assert.Contains(t, r.commands, "onetemplate instantiate slm-copilot --context ")
+		assert.Contains(t, r.commands, "onevm terminate --hard 0\n")
+		assert.Contains(t, readFile(t, filepath.Join(r.tree, "appliances", applianceDir, "context.yaml")), "['context-kvm']")
+	})
+	for _, tc := range brokenMetadata {
+		if tc.raises == "" && tc.frontend == "" {
+			continue
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := runLibrary(t, brokenMetadataText(t, tc.old, tc.new))
+			if tc.frontend != "" {
+				require.NoError(t, r.err, "%s", r.out)
+				assert.Contains(t, r.commands, tc.frontend)
+				return
+			}
+			require.Error(t, r.err, "%s", r.out)
+			assert.Contains(t, r.out, tc.raises+":")
+			m := raisedAt.FindStringSubmatch(r.out)
+			require.NotNil(t, m, "no app_handler.rb line in:\n%s", r.out)
+			n, err := strconv.Atoi(m[1])
+			require.NoError(t, err)
+			line := standin[n-1]
+			assert.Regexp(t, regexp.QuoteMeta(tc.at)+`\b`, line, "it raised at line %s of the stand-in", m[1])
+		})
+	}
 }
 
 // TestCertificationSpec runs tests/*.rb with Debian's rspec against reference appliances:
@@ -269,7 +307,7 @@ func TestCertificationSpec(t *testing.T) {
 		assert.Contains(t, r.out, "not booted with systemd", "the skip must say why")
 		assert.Regexp(t, `(?m)^5 examples, 0 failures, 1 pending$`, r.out)
 
-		// What the real app_handler.rb asked of the front-end, from metadata.yaml.
+		// What the library asked of the front-end, from metadata.yaml.
 		assert.Contains(t, r.commands, "oneimage create --name 'slm-copilot' -d 'default' --path http://images.test/slm-copilot.qcow2\n")
 		instantiate := regexp.MustCompile(`(?m)^onetemplate instantiate slm-copilot --context "(.*)" --disk slm-copilot$`).FindStringSubmatch(r.commands)
 		require.NotNil(t, instantiate, "front-end commands:\n%s", r.commands)

@@ -3,7 +3,8 @@ package slmcopilot_test
 // The marketplace's certification library (OpenNebula/marketplace-community,
 // lib/community/app_handler.rb at master fa6fbbd) loads metadata.yaml with Ruby's Psych 4
 // and indexes the result with Symbols. These tests load metadata.yaml the same way and apply
-// the same reads, so a file the library would crash on, or silently misread, fails here.
+// the same reads, so a file the library would crash on, or silently misread, fails here; our
+// stand-in for the library (testdata/certlib/app_handler.rb) shows what it does with each.
 
 import (
 	"errors"
@@ -292,39 +293,64 @@ func TestMetadataLoadsInCertificationLibrary(t *testing.T) {
 	assert.Empty(t, certProblems([]byte(readFile(t, "metadata.yaml")), declared))
 }
 
-// TestCertRulesRejectBrokenMetadata proves each rule fails: on the v1 metadata.yaml (which the
-// library crashed on) and on one-line breakages of today's.
+// brokenMetadata are metadata.yaml files the library crashes on or misreads: the v1 file
+// (which the library crashed on) and one-line breakages of today's. want are substrings of the
+// rules' problems. What the library does with each is either raises, the Ruby exception it
+// raises on upstream line at, or frontend, a front-end command it issues instead of the right
+// one; TestCertificationLibraryOnBrokenMetadata runs our stand-in to show it.
+var brokenMetadata = []struct {
+	name, old, new string
+	want           []string
+	raises, at     string
+	frontend       string
+}{
+	{name: "v1 file", want: []string{"[:template] is nil", "hypervisor] is an Array", "ONEAPP_ONEAPP_COPILOT_PASSWORD"},
+		raises: "NoMethodError", at: "app_handler.rb:11"},
+	{name: "hypervisor list", old: ":hypervisor: KVM", new: ":hypervisor: [KVM]", want: []string{"is an Array"},
+		raises: "NoMethodError", at: "app_handler.rb:84"},
+	{name: "no template", old: "  :template:\n    :NAME: slm-copilot\n", new: "  :template_doc:\n    :NAME: slm-copilot\n", want: []string{"[:template] is nil"},
+		raises: "NoMethodError", at: "app_handler.rb:11"},
+	{name: "template NAME as string", old: ":NAME: slm-copilot", new: "NAME: slm-copilot", want: []string{`String key "NAME"`},
+		frontend: "onetemplate instantiate base --context"},
+	{name: "double prefix", old: ":COPILOT_THREADS:", new: ":ONEAPP_COPILOT_THREADS:", want: []string{"ONEAPP_ONEAPP_COPILOT_THREADS"},
+		frontend: `,ONEAPP_ONEAPP_COPILOT_THREADS=\"0\",`},
+	{name: "prefixed as string", old: ":prefixed: true", new: ":prefixed: 'true'", want: []string{"only the boolean true"},
+		frontend: `,COPILOT_THREADS=\"0\",`},
+	{name: "unknown variable", old: ":COPILOT_THREADS:", new: ":COPILOT_THREAD:", want: []string{"ONEAPP_COPILOT_THREAD,"},
+		frontend: `,ONEAPP_COPILOT_THREAD=\"0\",`},
+	{name: "value with a quote", old: ":COPILOT_THREADS: '0'", new: `:COPILOT_THREADS: '0"'`, want: []string{"must be a String without"},
+		frontend: `,ONEAPP_COPILOT_THREADS=\"0"\",`},
+	{name: "integer timeout", old: ":timeout: '120'", new: ":timeout: 120", want: []string{"raises TypeError"},
+		raises: "TypeError", at: "app_handler.rb:20"},
+	{name: "yes is a boolean", old: ":disk_format: qcow2", new: ":disk_format: yes", want: []string{"[:disk_format] is true"},
+		frontend: "--path http://images.test/slm-copilot.true\n"},
+	{name: "name with another directory", old: ":name: slm-copilot", new: ":name: service_copilot", want: []string{"appliances/copilot/"},
+		raises: "Errno::ENOENT", at: "app_handler.rb:94"},
+	// The library falls back to 'default', which is also what the file meant: nothing to see.
+	{name: "datastore_name only", old: ":datastore: default  #", new: ":datastore_x: default  #", want: []string{"is not read"}},
+	{name: "alias", old: ":COPILOT_DOMAIN: ''", new: ":COPILOT_DOMAIN: &d ''\n      :COPILOT_TLS_KEY2: *d", want: []string{"BadAlias"},
+		raises: "Psych::BadAlias", at: "app_handler.rb:9"},
+}
+
+// brokenMetadataText is the metadata.yaml of a brokenMetadata case.
+func brokenMetadataText(t *testing.T, old, new string) string {
+	t.Helper()
+	if old == "" {
+		return readFile(t, filepath.Join("testdata", "metadata-v1.yaml"))
+	}
+	good := readFile(t, "metadata.yaml")
+	require.Contains(t, good, old)
+	return strings.Replace(good, old, new, 1)
+}
+
+// TestCertRulesRejectBrokenMetadata proves each rule fails on the metadata it is about.
 func TestCertRulesRejectBrokenMetadata(t *testing.T) {
 	t.Parallel()
 	declared := applianceParams(t)
-	good := readFile(t, "metadata.yaml")
-	tests := []struct {
-		name, old, new string
-		want           []string // substrings, each in some problem
-	}{
-		{name: "v1 file", want: []string{"[:template] is nil", "hypervisor] is an Array", "ONEAPP_ONEAPP_COPILOT_PASSWORD"}},
-		{name: "hypervisor list", old: ":hypervisor: KVM", new: ":hypervisor: [KVM]", want: []string{"is an Array"}},
-		{name: "no template", old: "  :template:\n    :NAME: slm-copilot\n", new: "  :template_doc:\n    :NAME: slm-copilot\n", want: []string{"[:template] is nil"}},
-		{name: "template NAME as string", old: ":NAME: slm-copilot", new: "NAME: slm-copilot", want: []string{`String key "NAME"`}},
-		{name: "double prefix", old: ":COPILOT_THREADS:", new: ":ONEAPP_COPILOT_THREADS:", want: []string{"ONEAPP_ONEAPP_COPILOT_THREADS"}},
-		{name: "prefixed as string", old: ":prefixed: true", new: ":prefixed: 'true'", want: []string{"only the boolean true"}},
-		{name: "unknown variable", old: ":COPILOT_THREADS:", new: ":COPILOT_THREAD:", want: []string{"ONEAPP_COPILOT_THREAD,"}},
-		{name: "value with a quote", old: ":COPILOT_THREADS: '0'", new: `:COPILOT_THREADS: '0"'`, want: []string{"must be a String without"}},
-		{name: "integer timeout", old: ":timeout: '120'", new: ":timeout: 120", want: []string{"raises TypeError"}},
-		{name: "yes is a boolean", old: ":disk_format: qcow2", new: ":disk_format: yes", want: []string{"[:disk_format] is true"}},
-		{name: "name with another directory", old: ":name: slm-copilot", new: ":name: service_copilot", want: []string{"appliances/copilot/"}},
-		{name: "datastore_name only", old: ":datastore: default  #", new: ":datastore_x: default  #", want: []string{"is not read"}},
-		{name: "alias", old: ":COPILOT_DOMAIN: ''", new: ":COPILOT_DOMAIN: &d ''\n      :COPILOT_TLS_KEY2: *d", want: []string{"BadAlias"}},
-	}
-	for _, tc := range tests {
+	for _, tc := range brokenMetadata {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			src := readFile(t, filepath.Join("testdata", "metadata-v1.yaml"))
-			if tc.old != "" {
-				require.Contains(t, good, tc.old)
-				src = strings.Replace(good, tc.old, tc.new, 1)
-			}
-			problems := strings.Join(certProblems([]byte(src), declared), "\n")
+			problems := strings.Join(certProblems([]byte(brokenMetadataText(t, tc.old, tc.new)), declared), "\n")
 			for _, w := range tc.want {
 				assert.Contains(t, problems, w)
 			}

@@ -1,6 +1,6 @@
 # Stand-in for marketplace-community lib/community/clitester (master fa6fbbd), which drives a
-# real OpenNebula front-end. The project's test runs the real app_handler.rb (next to this
-# directory) with it: the "VM" is this machine, where a sandboxed reference appliance runs.
+# real OpenNebula front-end. Our app_handler.rb stand-in (next to this directory) deploys with
+# it: the "VM" is this machine, where a sandboxed reference appliance runs.
 # Names, arguments and return values follow the upstream files cited on each definition.
 require 'yaml'
 require 'rspec'
