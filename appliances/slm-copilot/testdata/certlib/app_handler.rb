@@ -55,7 +55,8 @@ module StandinAppHandler
                 '    :enable_netcfg_common: True',
                 '    :enable_netcfg_ip_methods: True',
                 '', ''].join("\n")
-        dir = File.join(Dir.pwd, '..', '..', 'appliances', name.split('_').last) # app_handler.rb:91-92
+        short_name = name.split('_').last # app_handler.rb:91
+        dir = File.join(Dir.pwd, '..', '..', 'appliances', short_name)
         File.write(File.join(dir, 'context.yaml'), text) # app_handler.rb:94
     end
 
@@ -71,7 +72,8 @@ RSpec.shared_context 'vm_handler' do # app_handler.rb:22-48
         end
         prefixed = metadata[:app][:context][:prefixed] # app_handler.rb:35
         context = StandinAppHandler.context_arg(APP_CONTEXT_PARAMS, prefixed)
-        @info[:vm] = VM.instantiate(template, true, "--context \"#{context}\" --disk #{image}") # app_handler.rb:37-40
+        options = "--context \"#{context}\" --disk #{image}" # app_handler.rb:37
+        @info[:vm] = VM.instantiate(template, true, options) # app_handler.rb:40
         @info[:vm].info
     end
 
