@@ -36,6 +36,7 @@ build {
 
 # Build 2: boot the base image with the seed, provision it, save it.
 source "qemu" "slm_copilot" {
+  qemu_binary = var.qemu_binary
   accelerator = var.accelerator
   cpu_model   = local.cpu_model
   cpus        = var.cpus

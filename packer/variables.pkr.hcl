@@ -74,6 +74,17 @@ variable "accelerator" {
   }
 }
 
+variable "qemu_binary" {
+  type        = string
+  description = "The QEMU system emulator: a name on the PATH or a path (qemu-kvm on some distributions)."
+  default     = "qemu-system-x86_64"
+
+  validation {
+    condition     = length(var.qemu_binary) > 0
+    error_message = "The qemu_binary must name the QEMU system emulator."
+  }
+}
+
 variable "cpus" {
   type        = number
   description = "vCPUs of the build VM (the pre-warm runs inference)."
