@@ -107,15 +107,29 @@ func TestFinishBudget(t *testing.T) {
 	assert.NoFileExists(t, dst+".manifest.json")
 }
 
-// TestCompressProgress: qemu-img's progress reaches the writer, and the copy is compressed.
-func TestCompressProgress(t *testing.T) {
-	t.Parallel()
+// TestCompressProgress: the copy is compressed by parallel coroutines writing out of order
+// (-W; a 15 GB image takes hours without it), and qemu-img's progress reaches the writer. A
+// qemu-img wrapper first on the PATH records the arguments of the real one.
+func TestCompressProgress(t *testing.T) { // not parallel: it sets PATH
+	qemuImgPath, err := exec.LookPath("qemu-img")
+	require.NoError(t, err)
 	raw := smallImage(t)
+	bin := t.TempDir()
+	record := filepath.Join(bin, "args")
+	wrapper := "#!/bin/sh\n[ \"$1\" = convert ] && printf '%s\\n' \"$@\" >" + record + "\nexec " + qemuImgPath + " \"$@\"\n"
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "qemu-img"), []byte(wrapper), 0o755))
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+
 	dst := filepath.Join(t.TempDir(), "c.qcow2")
 	var progress bytes.Buffer
 	require.NoError(t, Compress(context.Background(), raw, dst, &progress))
 	assert.Contains(t, progress.String(), "100.00/100%", "qemu-img -p progress")
-	out, err := exec.Command("qemu-img", "check", "--output=json", dst).Output()
+	args, err := os.ReadFile(record)
+	require.NoError(t, err)
+	for _, want := range []string{"-c", "-W", "-p"} {
+		assert.Contains(t, strings.Fields(string(args)), want, "qemu-img convert arguments")
+	}
+	out, err := exec.Command(qemuImgPath, "check", "--output=json", dst).Output()
 	require.NoError(t, err)
 	assert.Contains(t, string(out), `"compressed-clusters"`, "the copy holds compressed clusters")
 }
