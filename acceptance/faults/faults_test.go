@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -145,7 +146,7 @@ func faults() []fault {
 		{
 			name:    "unauthorized_body_not_json",
 			tamper:  edit(site, "error_page 401 @slm_copilot_unauthorized;", ""),
-			fails:   perRoute("none", "expected a JSON error body"),
+			fails:   merge(perRoute("none", "expected a JSON error body"), unauthorizedNotJSON()),
 			mayFail: []string{"TestAuthentication"},
 		},
 		{
@@ -230,6 +231,7 @@ func faults() []fault {
 			mayFail: append([]string{"TestHealthEndpoints", "TestCORS/headers_health", "TestNoVersionDisclosure/health"}, engineChecks...),
 		},
 	}
+	fs = append(fs, exposureFaults()...)
 	for _, route := range everyRoute {
 		path := map[string]string{"GET_root": "/", "GET_v1_models": "/v1/models", "POST_v1_chat_completions": "/v1/chat/completions",
 			"POST_v1_completions": "/v1/completions", "POST_v1_embeddings": "/v1/embeddings"}[route]
@@ -241,7 +243,7 @@ func faults() []fault {
 				"TestAuthentication/" + route + "/wrong_basic":  "expected 401",
 				"TestAuthentication/" + route + "/wrong_bearer": "expected 401",
 			},
-			mayFail: []string{"TestAuthentication/" + route},
+			mayFail: append([]string{"TestAuthentication/" + route}, sameRouteSpelledOtherwise[route]...),
 		})
 	}
 	return fs
@@ -264,6 +266,9 @@ func TestEveryCheckCanFail(t *testing.T) {
 				extra = f.args(t, in)
 			}
 			run := runSuite(t, in, extra...)
+			key, err := os.ReadFile(in.Files.EngineKey)
+			require.NoError(t, err, "read the engine key")
+			assert.NotContains(t, run.all, strings.TrimSpace(string(key)), "the acceptance suite printed the engine's key")
 			for name, reason := range f.fails {
 				actions, ran := run.results[name]
 				if !assert.True(t, ran, "check %s did not run", name) {
@@ -413,5 +418,181 @@ func htpasswd(password string) func(*reference.Files) error {
 			return fmt.Errorf("htpasswd: %w: %s", err, out)
 		}
 		return nil
+	}
+}
+
+// exposedRoute is one leaf of the acceptance suite's TestNoOpenRoute and the request it makes.
+type exposedRoute struct{ leaf, request string }
+
+// Engine routes the suite tries without credentials (acceptance/exposure_test.go).
+var (
+	llamaServerRoutes = []exposedRoute{{"GET_props", "GET /props"}, {"GET_slots", "GET /slots"}, {"GET_metrics", "GET /metrics"},
+		{"POST_tokenize", "POST /tokenize"}, {"POST_completion", "POST /completion"}, {"GET_models", "GET /models"}, {"POST_v1_messages", "POST /v1/messages"}}
+	localAIRoutes = []exposedRoute{{"POST_models_apply", "POST /models/apply"}, {"GET_models_available", "GET /models/available"},
+		{"GET_backends", "GET /backends"}, {"POST_backends_apply", "POST /backends/apply"}, {"GET_system", "GET /system"},
+		{"GET_metrics", "GET /metrics"}, {"GET_version", "GET /version"}, {"POST_v1_responses", "POST /v1/responses"},
+		{"GET_api_p2p", "GET /api/p2p"}, {"GET_api_traces", "GET /api/traces"}, {"GET_api_tags", "GET /api/tags"},
+		{"GET_well_known_localai_json", "GET /.well-known/localai.json"}}
+)
+
+// openRoutes expects each route of group to fail because it was answered without
+// credentials; the phrase names the request, so only that route's own answer matches.
+func openRoutes(group string, routes ...exposedRoute) map[string]string {
+	m := map[string]string{}
+	for _, r := range routes {
+		m["TestNoOpenRoute/"+group+"/"+r.leaf] = r.request + " without credentials: got"
+	}
+	return m
+}
+
+// openLocation adds a location, before the authenticated catch-all, that proxies to the
+// engine without asking for credentials.
+func openLocation(match string) func(*reference.Files) error {
+	return edit(site, "    location / {\n        auth_basic", "    location "+match+" {\n        proxy_pass http://slm_copilot_engine;\n    }\n\n    location / {\n        auth_basic")
+}
+
+// realmMap replaces the site's map that turns HTTP Basic off for a valid Bearer token.
+func realmMap(source, entries string) func(*reference.Files) error {
+	return edit(site, "map $slm_copilot_bearer_ok $slm_copilot_basic_realm {\n    1       off;\n    default \"SLM-Copilot\";\n}",
+		"map \""+source+"\" $slm_copilot_basic_realm {\n    ~^1: off;\n"+entries+"}")
+}
+
+// outsideV1 are the routes whose path does not begin with /v1/.
+func outsideV1(routes []exposedRoute) []exposedRoute {
+	var out []exposedRoute
+	for _, r := range routes {
+		if !strings.Contains(r.request, " /v1/") {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// enginePorts are the ports the acceptance suite's TestEngineNotReachable tries.
+var enginePorts = []int{8080, 8000, 11434, 1234, 5000}
+
+// Spellings and methods of the API routes that the suite's TestNoOpenRoute tries.
+var (
+	pathVariants = []exposedRoute{{"double_slash", "GET /v1//models"}, {"trailing_slash", "GET /v1/models/"}, {"dot_segment", "GET /./v1/models"},
+		{"percent_encoded", "GET /%76%31/models"}, {"upper_case", "GET /V1/models"}}
+	methodVariants = []exposedRoute{{"HEAD_v1_models", "HEAD /v1/models"}, {"PUT_v1_models", "PUT /v1/models"}, {"DELETE_v1_models", "DELETE /v1/models"},
+		{"HEAD_v1_chat_completions", "HEAD /v1/chat/completions"}, {"PUT_v1_chat_completions", "PUT /v1/chat/completions"},
+		{"DELETE_v1_chat_completions", "DELETE /v1/chat/completions"}}
+)
+
+// sameRouteSpelledOtherwise are the TestNoOpenRoute leaves that an open exact-match
+// location for an API route opens too (other methods; spellings nginx normalises to it).
+var sameRouteSpelledOtherwise = map[string][]string{
+	"GET_v1_models": {"TestNoOpenRoute/method/HEAD_v1_models", "TestNoOpenRoute/method/PUT_v1_models", "TestNoOpenRoute/method/DELETE_v1_models",
+		"TestNoOpenRoute/path/double_slash", "TestNoOpenRoute/path/dot_segment", "TestNoOpenRoute/path/percent_encoded"},
+	"POST_v1_chat_completions": {"TestNoOpenRoute/method/HEAD_v1_chat_completions", "TestNoOpenRoute/method/PUT_v1_chat_completions",
+		"TestNoOpenRoute/method/DELETE_v1_chat_completions"},
+}
+
+// unauthorizedNotJSON expects every TestNoOpenRoute leaf to see a 401 that is not JSON.
+func unauthorizedNotJSON() map[string]string {
+	m := map[string]string{}
+	for group, routes := range map[string][]exposedRoute{"path": pathVariants, "method": methodVariants, "llama_server": llamaServerRoutes, "localai": localAIRoutes} {
+		for _, r := range routes {
+			m["TestNoOpenRoute/"+group+"/"+r.leaf] = r.request + " without credentials: 401 but Content-Type"
+		}
+	}
+	return m
+}
+
+// exposureFaults break "nothing open but the front door" one way each.
+func exposureFaults() []fault {
+	authenticatedExactly := ""
+	for _, p := range []string{"/", "/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/embeddings"} {
+		authenticatedExactly += fmt.Sprintf("    location = %s {\n        auth_basic $slm_copilot_basic_realm;\n        auth_basic_user_file HTPASSWD;\n        proxy_pass http://slm_copilot_engine;\n    }\n\n", p)
+	}
+	portFails := map[string]string{}
+	for _, p := range enginePorts {
+		portFails["TestEngineNotReachable/port_"+strconv.Itoa(p)] = fmt.Sprintf(":%d serves the engine's model list", p)
+	}
+	return []fault{
+		{
+			name:   "props_open",
+			tamper: openLocation("= /props"),
+			fails:  openRoutes("llama_server", exposedRoute{"GET_props", "GET /props"}),
+		},
+		{
+			name:   "metrics_open",
+			tamper: openLocation("= /metrics"),
+			fails: merge(openRoutes("llama_server", exposedRoute{"GET_metrics", "GET /metrics"}),
+				openRoutes("localai", exposedRoute{"GET_metrics", "GET /metrics"})),
+		},
+		{
+			// Someone exempts "harmless" methods from HTTP Basic, say for monitoring probes.
+			name:   "methods_skip_auth",
+			tamper: realmMap("$slm_copilot_bearer_ok:$request_method", "    ~:(HEAD|PUT|DELETE)$ off;\n    default \"SLM-Copilot\";\n"),
+			fails:  openRoutes("method", methodVariants...),
+		},
+		{
+			// Credentials asked for on an allow-list of exact API paths, the rest proxied as
+			// is: other spellings of the same paths, and every other route, are open.
+			name: "auth_on_exact_paths_only",
+			tamper: func(f *reference.Files) error {
+				if err := replace(f.Site, "ssl_prefer_server_ciphers off;", "ssl_prefer_server_ciphers off;\n    merge_slashes off;"); err != nil {
+					return err
+				}
+				return edit(site, "    location / {\n        auth_basic", authenticatedExactly+
+					"    location / {\n        proxy_pass http://slm_copilot_engine;\n    }\n\n    location /never-used/ {\n        auth_basic")(f)
+			},
+			fails: merge(
+				openRoutes("path", pathVariants[0], pathVariants[1], pathVariants[4]),
+				openRoutes("llama_server", llamaServerRoutes...), openRoutes("localai", localAIRoutes...)),
+		},
+		{
+			// Credentials decided on the raw request line: spellings nginx normalises
+			// before routing (dot segments, percent-encoding) slip past.
+			name:   "auth_on_raw_uri",
+			tamper: realmMap("$slm_copilot_bearer_ok:$request_uri", "    ~^[^:]*:/(v1/|$) \"SLM-Copilot\";\n    default off;\n"),
+			fails: merge(
+				openRoutes("path", pathVariants[2], pathVariants[3], pathVariants[4]),
+				openRoutes("llama_server", outsideV1(llamaServerRoutes)...), openRoutes("localai", outsideV1(localAIRoutes)...)),
+		},
+		{
+			name: "health_shows_engine_props",
+			tamper: func(f *reference.Files) error {
+				return replaceN(f.Site, "slm_copilot_engine/health;", "slm_copilot_engine/props;", 2)
+			},
+			fails: map[string]string{"TestPublicEndpointsLeakNothing/GET_readyz/body": "says more than its status",
+				"TestPublicEndpointsLeakNothing/GET_health/body": "says more than its status"},
+		},
+		{
+			name: "health_passes_engine_server_header",
+			tamper: func(f *reference.Files) error {
+				return replaceN(f.Site, "slm_copilot_engine/health;", "slm_copilot_engine/health;\n        proxy_pass_header Server;", 2)
+			},
+			fails: map[string]string{"TestPublicEndpointsLeakNothing/GET_readyz/headers": "header Server names the engine",
+				"TestPublicEndpointsLeakNothing/GET_health/headers": "header Server names the engine"},
+		},
+		{
+			// An engine with no key on the instance's own address, at each usual port. The
+			// instance gets an address of its own, so the ports are free there.
+			name: "engine_reachable_without_key",
+			opts: func(o *reference.Options) { o.Address, _ = reference.SpareLoopback(enginePorts...) },
+			after: func(t *testing.T, in *reference.Instance) {
+				require.NotEqual(t, "127.0.0.1", in.Files.Address, "no spare loopback address for the exposed engines")
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				for _, p := range enginePorts {
+					require.NoError(t, in.ExposeEngine(ctx, in.Files.Address, p))
+				}
+			},
+			fails: portFails,
+		},
+		{
+			name:   "engine_key_in_header",
+			tamper: edit(site, "proxy_hide_header X-Powered-By;", "proxy_hide_header X-Powered-By;\n    add_header X-Upstream-Authorization $slm_copilot_engine_auth always;"),
+			fails: map[string]string{"TestEngineKeyNotEchoed/health": "credential header X-Upstream-Authorization", "TestEngineKeyNotEchoed/unauthorized": "credential header X-Upstream-Authorization",
+				"TestEngineKeyNotEchoed/models": "credential header X-Upstream-Authorization", "TestEngineKeyNotEchoed/engine_error": "credential header X-Upstream-Authorization"},
+		},
+		{
+			name:   "engine_key_in_401_body",
+			tamper: edit(site, `"missing or invalid credentials:`, `"missing or invalid credentials (upstream: $slm_copilot_engine_auth):`),
+			fails:  map[string]string{"TestEngineKeyNotEchoed/unauthorized": "the body carries a Bearer token"},
+		},
 	}
 }

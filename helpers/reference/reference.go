@@ -632,3 +632,66 @@ func (in *Instance) markReady(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ExposeEngine starts a second engine serving the instance's model on host:port without a
+// key, as an engine bound to a public address with no key would be. Fault tests use it to
+// prove that the suite finds an engine reachable around the front door; Close stops it.
+func (in *Instance) ExposeEngine(ctx context.Context, host string, port int) error {
+	llama, err := llamaServer()
+	if err != nil {
+		return err
+	}
+	var args []string
+	for i := 0; i < len(in.Files.Engine); i++ {
+		switch arg := in.Files.Engine[i]; arg {
+		case "--host", "--port", "--api-key-file":
+			i++ // dropped with its value, set below
+		default:
+			args = append(args, arg)
+		}
+	}
+	args = append(args, "--host", host, "--port", strconv.Itoa(port))
+	stderr := &limitedBuffer{max: 8192}
+	proc, err := in.spawn(exec.Command(llama, args...), stderr)
+	if err != nil {
+		return fmt.Errorf("reference appliance: expose the engine: %w", err)
+	}
+	client := &http.Client{Timeout: 2 * time.Second}
+	url := "http://" + net.JoinHostPort(host, strconv.Itoa(port)) + "/health"
+	err = waitFor(ctx, proc, func() bool {
+		resp, err := client.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if err != nil {
+		return fmt.Errorf("reference appliance: exposed engine on %s:%d never became healthy: %w\n%s", host, port, err, stderr.String())
+	}
+	return nil
+}
+
+// SpareLoopback picks a loopback address other than 127.0.0.1 on which every given port is
+// free, so an instance there can have fixed ports of its own (ExposeEngine's, say) beside
+// instances on other addresses.
+func SpareLoopback(ports ...int) (string, error) {
+	for range 20 {
+		b := make([]byte, 3)
+		_, _ = rand.Read(b)
+		addr := fmt.Sprintf("127.%d.%d.%d", 1+b[0]%254, b[1], 1+b[2]%254)
+		free := true
+		for _, port := range ports {
+			l, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
+			if err != nil {
+				free = false
+				break
+			}
+			l.Close()
+		}
+		if free {
+			return addr, nil
+		}
+	}
+	return "", errors.New("reference appliance: no loopback address with the ports free")
+}

@@ -110,3 +110,22 @@ func TestPasswordIsMatchedExactly(t *testing.T) {
 		assert.Equal(t, http.StatusUnauthorized, status(t, c, url, "Bearer "+token), "Bearer %s must be refused", name)
 	}
 }
+
+// TestExposeEngine: the exposed engine serves the model list without a key on its own
+// address and port, the instance's front door still refuses without the password, and
+// Close stops it.
+func TestExposeEngine(t *testing.T) {
+	t.Parallel()
+	addr, err := reference.SpareLoopback(8080)
+	require.NoError(t, err)
+	in := start(t, reference.Options{Address: addr})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, in.ExposeEngine(ctx, addr, 8080))
+	engine := "http://" + net.JoinHostPort(addr, "8080") + "/v1/models"
+	assert.Equal(t, http.StatusOK, status(t, http.DefaultClient, engine, ""), "the exposed engine needs no key")
+	assert.Equal(t, http.StatusUnauthorized, status(t, client(t, in), in.Endpoint+"/v1/models", ""), "the front door still asks for the password")
+	require.NoError(t, in.Close())
+	_, err = net.DialTimeout("tcp", net.JoinHostPort(addr, "8080"), time.Second)
+	assert.Error(t, err, "Close must stop the exposed engine")
+}
