@@ -9,8 +9,10 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -595,4 +597,40 @@ func exposureFaults() []fault {
 			fails:  map[string]string{"TestEngineKeyNotEchoed/unauthorized": "the body carries a Bearer token"},
 		},
 	}
+}
+
+// TestEnginePortsWithoutFalseAlarm: on the engine ports, whatever is not an engine serving
+// its model list without credentials passes and is named in the log: an unrelated web
+// page (8000) and an engine that asks for its key (8080, answering as LocalAI v4.9 does
+// without one: core/http/auth/middleware.go authError).
+func TestEnginePortsWithoutFalseAlarm(t *testing.T) {
+	t.Parallel()
+	addr, err := reference.SpareLoopback(enginePorts...)
+	require.NoError(t, err)
+	in := startInstance(t, reference.Options{Address: addr})
+	serve(t, net.JoinHostPort(addr, "8000"), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, "<html><body>some other service</body></html>")
+	}))
+	serve(t, net.JoinHostPort(addr, "8080"), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, `{"error":{"code":401,"message":"An authentication key is required","type":"invalid_request_error"}}`)
+	}))
+	run := runSuite(t, in, "-run", "TestEngineNotReachable", "-v")
+	passedEveryTime(t, run, 1)
+	assert.Contains(t, run.output["TestEngineNotReachable/port_8000"], "open, GET /v1/models answered 200", "the unrelated page must be named")
+	assert.Contains(t, run.output["TestEngineNotReachable/port_8080"], "open, GET /v1/models answered 401", "the engine that asks for its key must be named")
+	assert.Contains(t, run.output["TestEngineNotReachable/port_5000"], "closed (connection refused)")
+}
+
+// serve answers on addr with h until the test ends.
+func serve(t *testing.T, addr string, h http.Handler) {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	require.NoError(t, err)
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
 }
