@@ -159,18 +159,21 @@ func TestPublicEndpointsLeakNothing(t *testing.T) {
 	}
 }
 
+// statusWord is a body such as "OK" or "ready".
+var statusWord = regexp.MustCompile(`^[A-Za-z ]{1,16}$`)
+
 // beyondStatus says what a public body holds beyond a status, or "" when it holds nothing else.
 func beyondStatus(body []byte) string {
 	text := bytes.TrimSpace(body)
 	if m := engineMention(string(text)); m != "" {
 		return fmt.Sprintf("it names the engine or model (%q)", m)
 	}
-	if len(text) == 0 || regexp.MustCompile(`^[A-Za-z ]{1,16}$`).Match(text) {
+	if len(text) == 0 || statusWord.Match(text) {
 		return ""
 	}
 	var doc map[string]any
 	if err := json.Unmarshal(text, &doc); err != nil {
-		return fmt.Sprintf("%d bytes that are neither a status word nor JSON", len(text))
+		return fmt.Sprintf("%d bytes that are neither a status word nor a JSON object", len(text))
 	}
 	var extra []string
 	for k, v := range doc {
