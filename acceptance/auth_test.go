@@ -3,6 +3,7 @@ package acceptance
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -47,11 +48,15 @@ func TestAuthentication(t *testing.T) {
 						route.method, route.path, cred.name, ex.resp.Header.Get("Content-Type"), snippet(ex.body))
 					return
 				}
-				switch code {
-				case http.StatusUnauthorized, http.StatusForbidden:
-					t.Errorf("%s %s with %s credentials: expected the request to reach the engine, got %d %s; either the front door refuses the password (look at the htpasswd file and the Bearer map) or it forwards the client's credentials to the engine instead of the engine's own key (look at proxy_set_header Authorization)",
+				switch challenge := ex.resp.Header.Get("WWW-Authenticate"); {
+				case code == http.StatusUnauthorized && strings.HasPrefix(challenge, "Basic"):
+					// Only the front door asks for HTTP Basic; the engine knows no password.
+					t.Errorf("%s %s with %s credentials: got %d with the front door's challenge %q %s: the front door refuses the password (look at the htpasswd file and the Bearer map)",
+						route.method, route.path, cred.name, code, challenge, snippet(ex.body))
+				case code == http.StatusUnauthorized || code == http.StatusForbidden:
+					t.Errorf("%s %s with %s credentials: got %d without the front door's Basic challenge %s: the engine refused the request, so the front door forwards the client's credentials instead of the engine's own key (look at proxy_set_header Authorization)",
 						route.method, route.path, cred.name, code, snippet(ex.body))
-				case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+				case code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout:
 					t.Errorf("%s %s with %s credentials: got %d from the front door: the engine did not answer (look at the engine's service and the upstream address)",
 						route.method, route.path, cred.name, code)
 				}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"mime"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -27,14 +28,31 @@ func TestChatCompletion(t *testing.T) {
 		MaxTokens: 24,
 		Messages:  []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "Write a Go function that adds two integers."}},
 	})
-	require.NoError(t, err, "POST /v1/chat/completions: %s; a 504 means the front door's proxy_read_timeout is shorter than the generation", redactErr(err))
+	if status := errStatus(err); status == http.StatusGatewayTimeout {
+		t.Fatalf("POST /v1/chat/completions: %s: the front door gave up waiting for the generation; its proxy_read_timeout is shorter than the generation", redactErr(err))
+	}
+	require.NoError(t, err, "POST /v1/chat/completions: %s", redactErr(err))
 	require.NotEmpty(t, resp.Choices, "no choices in the response")
 	content := resp.Choices[0].Message.Content
-	assert.NotEmpty(t, strings.TrimSpace(content), "empty content; look at the engine's log")
+	assert.NotEmpty(t, strings.TrimSpace(content), "empty content (finish_reason %q, usage.completion_tokens %d); look at the engine's log",
+		resp.Choices[0].FinishReason, resp.Usage.CompletionTokens)
 	assert.False(t, strings.HasPrefix(strings.TrimSpace(content), engineErrorPrefix), "the engine reported an error as content: %q; look at the engine's log", target.Redact(content))
 	assert.NotEmpty(t, resp.Choices[0].FinishReason, "no finish_reason")
 	assert.Positive(t, resp.Usage.PromptTokens, "usage.prompt_tokens missing or zero: %+v", resp.Usage)
 	assert.Positive(t, resp.Usage.CompletionTokens, "usage.completion_tokens missing or zero: %+v", resp.Usage)
+}
+
+// errStatus is the HTTP status go-openai saw with err, or 0 when none came back.
+func errStatus(err error) int {
+	var reqErr *openai.RequestError
+	var apiErr *openai.APIError
+	switch {
+	case errors.As(err, &reqErr):
+		return reqErr.HTTPStatusCode
+	case errors.As(err, &apiErr):
+		return apiErr.HTTPStatusCode
+	}
+	return 0
 }
 
 // streamed is what one streamed chat completion delivered.

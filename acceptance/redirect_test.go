@@ -1,9 +1,11 @@
 package acceptance
 
 import (
+	"cmp"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -33,9 +35,14 @@ func TestHTTPRedirect(t *testing.T) {
 				tc.method, tc.path, ex.resp.StatusCode, snippet(ex.body))
 			loc, err := url.Parse(ex.resp.Header.Get("Location"))
 			require.NoError(t, err, "unparseable Location header")
-			assert.Equal(t, "https", loc.Scheme, "redirect goes to %q, not HTTPS", loc)
-			assert.Equal(t, hostPort(target.Endpoint), hostPort(loc), "redirect goes to %q, not to the HTTPS endpoint %s", loc, target.Endpoint)
-			assert.Equal(t, tc.path, loc.RequestURI(), "redirect loses the path: %q", loc)
+			assert.Equal(t, "https", loc.Scheme, "redirect goes to %q: scheme %q, not HTTPS", loc, loc.Scheme)
+			wantHost, wantPort, _ := net.SplitHostPort(hostPort(target.Endpoint))
+			gotHost, gotPort, _ := net.SplitHostPort(hostPort(loc))
+			assert.Equal(t, wantHost, gotHost, "redirect goes to %q: host %q, not the HTTPS endpoint's %q", loc, gotHost, wantHost)
+			assert.Equal(t, wantPort, gotPort, "redirect goes to %q: port %s, not the HTTPS endpoint's %s", loc, gotPort, wantPort)
+			wantPath, wantQuery, _ := strings.Cut(tc.path, "?")
+			assert.Equal(t, wantPath, cmp.Or(loc.EscapedPath(), "/"), "redirect of %s loses the path: it goes to %q", tc.path, loc)
+			assert.Equal(t, wantQuery, loc.RawQuery, "redirect of %s loses the query: it goes to %q", tc.path, loc)
 		})
 	}
 }
