@@ -22,6 +22,9 @@ import (
 // nginxVersionHeader is how the suite reports nginx naming its version in Server.
 const nginxVersionHeader = `header Server: "nginx/`
 
+// otherOrigin is how the suite reports cors_other_origin's Access-Control-Allow-Origin.
+const otherOrigin = `Access-Control-Allow-Origin "https://example.invalid" admits neither`
+
 // redirectRows are the acceptance suite's TestHTTPRedirect leaves and the path each asks for.
 var redirectRows = map[string]string{"GET_root": "/", "GET_v1_models": "/v1/models", "POST_v1_chat_completions": "/v1/chat/completions", "GET_readyz_probe_1": "/readyz?probe=1"}
 
@@ -112,6 +115,29 @@ func leafFaults() []fault {
 			name:   "chat_content_empty",
 			tamper: rewriteBodies(`"message":{"role":"assistant","content":"`, `"message":{"role":"assistant","content":"","dropped":"`, "application/json"),
 			fails:  map[string]string{"TestChatCompletion": `empty content (finish_reason "length"`},
+		},
+		{
+			name:   "chat_without_choices",
+			tamper: rewriteBodies(`"choices":[`, `"choices":[],"dropped":[`, "application/json"),
+			fails:  map[string]string{"TestChatCompletion": "no choices in the response"},
+		},
+		{
+			name:   "chat_completion_tokens_zero",
+			tamper: rewriteBodies(`"completion_tokens":`, `"completion_tokens":0,"counted":`, "application/json"),
+			fails:  map[string]string{"TestChatCompletion": "usage.completion_tokens missing or zero"},
+		},
+		{
+			name:   "model_list_empty",
+			tamper: rewriteBodies(`"data":[`, `"data":[],"dropped":[`, "application/json"),
+			fails: map[string]string{"TestClineRequest/model_list_refresh": "Cline would show an empty model list",
+				"TestModelListed": "is not listed (got [])"},
+		},
+		{
+			// CORS for one fixed web origin, not for the editor's webview.
+			name:   "cors_other_origin",
+			tamper: edit(site, `add_header Access-Control-Allow-Origin "*" always;`, `add_header Access-Control-Allow-Origin "https://example.invalid" always;`),
+			fails: map[string]string{"TestCORS/preflight": otherOrigin, "TestCORS/headers_health": otherOrigin,
+				"TestCORS/headers_unauthorized": otherOrigin, "TestCORS/headers_authorized": otherOrigin},
 		},
 		{
 			// Between the front door and the engine, a hop that hangs up on large uploads, as
