@@ -27,7 +27,7 @@ func apiRoutes() []apiRoute {
 
 // TestAuthentication runs every credential variant against every API route: only the
 // right password, as HTTP Basic or as a Bearer token, gets through; everything else gets
-// a JSON 401 from the front door.
+// a JSON 401 from the front door, near misses included.
 func TestAuthentication(t *testing.T) {
 	t.Parallel()
 	client := target.HTTPClient(nil)
@@ -35,6 +35,9 @@ func TestAuthentication(t *testing.T) {
 		for _, cred := range credentialMatrix() {
 			t.Run(routeName(route.method, route.path)+"/"+cred.name, func(t *testing.T) {
 				t.Parallel()
+				if cred.unjudgeable != "" {
+					t.Skip(cred.unjudgeable)
+				}
 				req := newRequest(t, route.method, route.path, route.body)
 				cred.apply(req)
 				ex := send(t, client, req)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 )
 
 // maxBody bounds what a check reads from one response.
@@ -22,19 +23,64 @@ type credentials struct {
 	name  string
 	apply func(*http.Request)
 	valid bool
+	// unjudgeable, when set, says why this row cannot tell right from wrong here.
+	unjudgeable string
 }
 
 // credentialMatrix is every way of (not) authenticating the front door must tell apart.
 func credentialMatrix() []credentials {
 	wrong := "not-the-" + target.Password
+	otherCase := swapCase(target.Password)
 	return []credentials{
 		{name: "none", apply: func(*http.Request) {}},
 		{name: "wrong_basic", apply: func(r *http.Request) { r.SetBasicAuth(target.Username, wrong) }},
 		{name: "wrong_user_basic", apply: func(r *http.Request) { r.SetBasicAuth("not-"+target.Username, target.Password) }},
 		{name: "wrong_bearer", apply: func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+wrong) }},
+		// Near misses: a check that compares loosely lets these through.
+		{name: "bearer_one_char_changed", apply: bearer(oneCharChanged(target.Password))},
+		{name: "bearer_password_plus_suffix", apply: bearer(target.Password + "x")},
+		// RFC 7235 §2.1: the scheme is case-insensitive, the token is not.
+		{name: "bearer_token_other_case", apply: bearer(otherCase), unjudgeable: noLetters(otherCase)},
+		{name: "basic_empty_user", apply: func(r *http.Request) { r.SetBasicAuth("", target.Password) }},
+		// The API-key-as-user convention (key as the user, empty password) is not the appliance's.
+		{name: "basic_password_as_user", apply: func(r *http.Request) { r.SetBasicAuth(target.Password, "") }},
 		{name: "right_basic", apply: basicAuth, valid: true},
 		{name: "right_bearer", apply: bearerAuth, valid: true},
 	}
+}
+
+func bearer(token string) func(*http.Request) {
+	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) }
+}
+
+// oneCharChanged changes the last character of s.
+func oneCharChanged(s string) string {
+	if s == "" {
+		return "x"
+	}
+	last := byte('a')
+	if s[len(s)-1] == last {
+		last = 'b'
+	}
+	return s[:len(s)-1] + string(last)
+}
+
+// swapCase turns lower-case letters upper-case and upper-case lower-case.
+func swapCase(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsUpper(r) {
+			return unicode.ToLower(r)
+		}
+		return unicode.ToUpper(r)
+	}, s)
+}
+
+// noLetters explains why a case-swapped password is no near miss: it has no letters.
+func noLetters(swapped string) string {
+	if swapped == target.Password {
+		return "the password has no letters, so no other-case token exists"
+	}
+	return ""
 }
 
 func basicAuth(r *http.Request)  { r.SetBasicAuth(target.Username, target.Password) }

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -29,6 +30,7 @@ import (
 // Phrases of the suite's messages that name what came back.
 const (
 	notTLS        = "first record does not look like a TLS handshake" // Go's TLS client, answered in plain HTTP
+	notTLSRefusal = "an error that is no TLS refusal: tls: " + notTLS // a refused row answered in plain HTTP
 	noAllowOrigin = "), got []"                                       // no Access-Control-Allow-Origin at all
 	// The engine's echo of the request's Origin beside the front door's "*".
 	engineAndOwnOrigin = `got ["vscode-webview://slm-copilot-acceptance" "*"]`
@@ -90,7 +92,17 @@ func faults() []fault {
 				addr := net.JoinHostPort(f.Address, strconv.Itoa(f.HTTPSPort))
 				return replace(f.Site, "listen "+addr+" ssl;", "listen "+addr+";")
 			},
-			fails:   map[string]string{"TestTLSVersions/TLS1.2_accepted": notTLS, "TestTLSVersions/TLS1.3_accepted": notTLS, "TestCertificate": notTLS},
+			fails: map[string]string{"TestTLSVersions/TLS1.2_accepted": notTLS, "TestTLSVersions/TLS1.3_accepted": notTLS, "TestCertificate": notTLS,
+				"TestTLSVersions/TLS1.0_refused": notTLSRefusal, "TestTLSVersions/TLS1.1_refused": notTLSRefusal},
+			mayFail: []string{"*"},
+		},
+		{
+			// Nothing listens where the suite connects: a refused connection is no TLS version policy.
+			name: "nothing_listening",
+			args: func(t *testing.T, _ *reference.Instance) []string {
+				return []string{"-endpoint", "https://" + closedAddress(t)}
+			},
+			fails:   map[string]string{"TestTLSVersions/TLS1.0_refused": "a dial failure, no TLS at all", "TestTLSVersions/TLS1.1_refused": "a dial failure, no TLS at all"},
 			mayFail: []string{"*"},
 		},
 		{
@@ -152,7 +164,8 @@ func faults() []fault {
 		{
 			name:   "any_bearer_accepted",
 			tamper: edit(secrets, `'~^Bearer\ `, `'~^Bearer\ (?:.*)|`),
-			fails:  perRoute("wrong_bearer", "with wrong_bearer credentials: expected 401, got"),
+			fails: merge(perRoute("wrong_bearer", "with wrong_bearer credentials: expected 401, got"),
+				refusedRow("bearer_one_char_changed"), refusedRow("bearer_password_plus_suffix"), refusedRow("bearer_token_other_case")),
 		},
 		{
 			name:   "basic_refused",
@@ -249,6 +262,7 @@ func faults() []fault {
 	}
 	fs = append(fs, exposureFaults()...)
 	fs = append(fs, leafFaults()...)
+	fs = append(fs, nearMissFaults()...)
 	for _, route := range everyRoute {
 		path := map[string]string{"GET_root": "/", "GET_v1_models": "/v1/models", "POST_v1_chat_completions": "/v1/chat/completions",
 			"POST_v1_completions": "/v1/completions", "POST_v1_embeddings": "/v1/embeddings"}[route]
@@ -648,4 +662,65 @@ func serve(t *testing.T, addr string, h http.Handler) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
+}
+
+// refusedRow expects TestAuthentication's credential row cred to be let through on every route.
+func refusedRow(cred string) map[string]string {
+	return perRoute(cred, "with "+cred+" credentials: expected 401, got")
+}
+
+// nearMissFaults are front doors that compare credentials loosely, each letting one of
+// TestAuthentication's near misses through.
+func nearMissFaults() []fault {
+	password := randomCanary() // the instance's password, so a tamper can spell it
+	basicLine := func(user, pass string) func(*reference.Files) error {
+		header := "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+		return edit(secrets, "default 0;", fmt.Sprintf("default 0;\n    %q 1;", header))
+	}
+	usePassword := func(o *reference.Options) { o.Password = password }
+	return []fault{
+		{
+			// The Bearer regex without its end anchor: a prefix match.
+			name:   "bearer_prefix_match",
+			tamper: edit(secrets, `$' 1;`, `' 1;`),
+			fails:  refusedRow("bearer_password_plus_suffix"),
+		},
+		{
+			// ~* makes the whole regex case-insensitive, the token too, not just the scheme.
+			name:   "bearer_token_case_insensitive",
+			tamper: edit(secrets, `'~^Bearer\ `, `'~*^Bearer\ `),
+			fails:  refusedRow("bearer_token_other_case"),
+		},
+		{
+			// A regex with one character left unescaped or wild: it matches any character there.
+			name:   "bearer_one_char_wild",
+			opts:   usePassword,
+			tamper: edit(secrets, password[len(password)-1:]+`$' 1;`, `.$' 1;`),
+			fails:  refusedRow("bearer_one_char_changed"),
+		},
+		{
+			// A Basic header precomputed from an unset user variable: ":password".
+			name:   "basic_empty_user_accepted",
+			opts:   usePassword,
+			tamper: basicLine("", password),
+			fails:  refusedRow("basic_empty_user"),
+		},
+		{
+			// The API-key-as-user convention bolted on: "password:" accepted too.
+			name:   "basic_password_as_user_accepted",
+			opts:   usePassword,
+			tamper: basicLine(password, ""),
+			fails:  refusedRow("basic_password_as_user"),
+		},
+	}
+}
+
+// closedAddress returns a loopback address where nothing listens.
+func closedAddress(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err, "reserve a port")
+	addr := l.Addr().String()
+	require.NoError(t, l.Close(), "free the port")
+	return addr
 }
