@@ -120,8 +120,7 @@ func TestCertificate(t *testing.T) {
 		opts := x509.VerifyOptions{DNSName: target.Host(), Roots: target.Roots, Intermediates: intermediates}
 		if target.Roots == nil {
 			if leaf.CheckSignatureFrom(leaf) == nil {
-				t.Logf("self-signed certificate (as the appliance ships it): pass -ca-cert with its PEM to verify the chain")
-				return
+				t.Skip("self-signed certificate (as the appliance ships it): nothing to verify its chain against; pass -ca-cert with its PEM")
 			}
 			opts.Roots = nil // the system's roots, as for a Let's Encrypt certificate
 		}

@@ -39,7 +39,9 @@ func credentialMatrix() []credentials {
 		// Near misses: a check that compares loosely lets these through.
 		{name: "bearer_one_char_changed", apply: bearer(oneCharChanged(target.Password))},
 		{name: "bearer_password_plus_suffix", apply: bearer(target.Password + "x")},
-		// RFC 7235 §2.1: the scheme is case-insensitive, the token is not.
+		// RFC 7235 §2.1: the scheme is case-insensitive, the token is not. So the token in
+		// another case must be refused; "bearer" with the right token is not judged (Cline
+		// and the OpenAI SDK send "Bearer", and either answer is defensible).
 		{name: "bearer_token_other_case", apply: bearer(otherCase), unjudgeable: noLetters(otherCase)},
 		{name: "basic_empty_user", apply: func(r *http.Request) { r.SetBasicAuth("", target.Password) }},
 		// The API-key-as-user convention (key as the user, empty password) is not the appliance's.
