@@ -147,8 +147,9 @@ validate_integer() {
 validate_password() {
     local value="${ONEAPP_COPILOT_PASSWORD}" LC_ALL=C
     [[ -z "${value}" ]] && return 0
-    [[ "${value}" =~ ^[!-~][\ -~]{6,126}[!-~]$ ]] ||
-        fail "ONEAPP_COPILOT_PASSWORD is invalid: want 8 to 128 printable ASCII characters, not starting or ending with a space, or empty to generate one (the value is not shown)"
+    # At most 72: the front door's htpasswd is bcrypt, which ignores what follows.
+    [[ "${value}" =~ ^[!-~][\ -~]{6,70}[!-~]$ ]] ||
+        fail "ONEAPP_COPILOT_PASSWORD is invalid: want 8 to 72 printable ASCII characters, not starting or ending with a space, or empty to generate one (the value is not shown)"
 }
 
 validate_domain() {

@@ -8,6 +8,7 @@
 FRONTDOOR_NGINX_GROUP="${FRONTDOOR_NGINX_GROUP:-www-data}"
 readonly FRONTDOOR_CERT_DAYS=3650
 readonly FRONTDOOR_RENEW_SECONDS=2592000
+readonly FRONTDOOR_PASSWORD_MAX=72 # bcrypt (htpasswd -B) reads no further
 
 frontdoor_fail() {
   printf 'frontdoor: %s\n' "$*" >&2
@@ -75,7 +76,11 @@ frontdoor_check_password() {
   [[ -n "${password}" ]] || frontdoor_fail "credentials: empty password on stdin" || return
   local LC_ALL=C
   [[ "${password}" =~ ^[[:print:]]+$ ]] ||
-    frontdoor_fail "credentials: the password must be printable ASCII (no control or non-ASCII characters)"
+    frontdoor_fail "credentials: the password must be printable ASCII (no control or non-ASCII characters)" || return
+  # htpasswd -B is bcrypt, which reads only the first 72 bytes: a longer password would let
+  # Basic authentication accept anything after its 72nd character.
+  ((${#password} <= FRONTDOOR_PASSWORD_MAX)) ||
+    frontdoor_fail "credentials: the password must be at most ${FRONTDOOR_PASSWORD_MAX} characters (bcrypt ignores the rest)"
 }
 
 # frontdoor_write_if_changed FILE MODE writes stdin to FILE atomically, leaving FILE

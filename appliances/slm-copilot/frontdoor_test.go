@@ -107,11 +107,12 @@ func TestCredentials(t *testing.T) {
 func TestCredentialsRejectBadInput(t *testing.T) {
 	t.Parallel()
 	cases := map[string]struct{ stdin, user, want string }{
-		"empty_password":   {"\n", "copilot", "empty password"},
-		"control_char":     {"pass\tword\n", "copilot", "printable ASCII"},
-		"non_ascii":        {"pässword\n", "copilot", "printable ASCII"},
-		"user_with_colon":  {"password\n", "co:pilot", "bad user name"},
-		"user_with_spaces": {"password\n", "co pilot", "bad user name"},
+		"empty_password":     {"\n", "copilot", "empty password"},
+		"control_char":       {"pass\tword\n", "copilot", "printable ASCII"},
+		"non_ascii":          {"pässword\n", "copilot", "printable ASCII"},
+		"longer_than_bcrypt": {strings.Repeat("a", 73) + "\n", "copilot", "at most 72 characters"},
+		"user_with_colon":    {"password\n", "co:pilot", "bad user name"},
+		"user_with_spaces":   {"password\n", "co pilot", "bad user name"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
