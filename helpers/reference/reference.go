@@ -308,16 +308,10 @@ func nginxUser() string {
 	return ""
 }
 
-func (in *Instance) startEngine(ctx context.Context, llama string, port int, log io.Writer) error {
-	cmd := exec.Command(llama, in.Files.Engine...)
-	stderr := &limitedBuffer{max: 8192}
-	proc, err := in.spawn(cmd, io.MultiWriter(log, stderr))
-	if err != nil {
-		return fmt.Errorf("reference appliance: start llama-server: %w", err)
-	}
-	url := fmt.Sprintf("http://127.0.0.1:%d/health", port)
+// waitHealthy waits until llama-server answers 200 on its health URL (503 while it loads).
+func waitHealthy(ctx context.Context, proc *process, url string) error {
 	client := &http.Client{Timeout: 2 * time.Second}
-	err = waitFor(ctx, proc, func() bool {
+	return waitFor(ctx, proc, func() bool {
 		resp, err := client.Get(url)
 		if err != nil {
 			return false
@@ -325,6 +319,16 @@ func (in *Instance) startEngine(ctx context.Context, llama string, port int, log
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+}
+
+func (in *Instance) startEngine(ctx context.Context, llama string, port int, log io.Writer) error {
+	cmd := exec.Command(llama, in.Files.Engine...)
+	stderr := &limitedBuffer{max: 8192}
+	proc, err := in.spawn(cmd, io.MultiWriter(log, stderr))
+	if err != nil {
+		return fmt.Errorf("reference appliance: start llama-server: %w", err)
+	}
+	err = waitHealthy(ctx, proc, fmt.Sprintf("http://127.0.0.1:%d/health", port))
 	if err != nil {
 		if strings.Contains(stderr.String(), "couldn't bind") {
 			return fmt.Errorf("reference appliance: llama-server on port %d: %w", port, errPortTaken)
@@ -656,16 +660,7 @@ func (in *Instance) ExposeEngine(ctx context.Context, host string, port int) err
 	if err != nil {
 		return fmt.Errorf("reference appliance: expose the engine: %w", err)
 	}
-	client := &http.Client{Timeout: 2 * time.Second}
-	url := "http://" + net.JoinHostPort(host, strconv.Itoa(port)) + "/health"
-	err = waitFor(ctx, proc, func() bool {
-		resp, err := client.Get(url)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	err = waitHealthy(ctx, proc, "http://"+net.JoinHostPort(host, strconv.Itoa(port))+"/health")
 	if err != nil {
 		return fmt.Errorf("reference appliance: exposed engine on %s:%d never became healthy: %w\n%s", host, port, err, stderr.String())
 	}
