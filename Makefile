@@ -8,6 +8,8 @@ ENDPOINT      ?=
 HTTP_ENDPOINT ?=
 CA_CERT       ?=
 MODEL         ?= devstral-small-2
+# Deadline of each request; a cold 24B model on CPU needs minutes for its first answer.
+REQUEST_TIMEOUT ?= 5m
 # The password travels in the environment, never on a command line others can read.
 export SLM_COPILOT_PASSWORD ?= $(PASSWORD)
 export SLM_COPILOT_CACHE    ?= /var/cache/slm-copilot
@@ -41,11 +43,14 @@ serve: deps ## run the embedded reference appliance until Ctrl-C, printing its e
 	@go build -o $(BIN)/serve ./fixtures/serve
 	@exec $(BIN)/serve
 
+# go test's -timeout, sized from REQUEST_TIMEOUT and the suite's model calls (acceptance/timeout).
 certify: deps ## certify ENDPOINT with PASSWORD (no ENDPOINT: the embedded reference appliance)
-	go test ./acceptance -count=1 -v $(CERTIFY_FLAGS)
+	timeout="$$(go run ./acceptance/timeout -request-timeout $(REQUEST_TIMEOUT))" && \
+	  go test ./acceptance -count=1 -v -timeout "$$timeout" -request-timeout $(REQUEST_TIMEOUT) $(CERTIFY_FLAGS)
 
 certify-one: deps ## deploy the image to OpenNebula (ONE_FLAGS), certify the VM, tear everything down
-	go test ./acceptance -count=1 -v -timeout 3h $(ONE_FLAGS)
+	timeout="$$(go run ./acceptance/timeout -deploy -request-timeout $(REQUEST_TIMEOUT))" && \
+	  go test ./acceptance -count=1 -v -timeout "$$timeout" -request-timeout $(REQUEST_TIMEOUT) $(ONE_FLAGS)
 
 one-clean: ## remove every object earlier deploy runs left in OpenNebula (named slm-copilot-acc-*)
 	go test ./acceptance -count=1 -run '^$$' -one.clean $(ONE_FLAGS)

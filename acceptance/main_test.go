@@ -54,6 +54,8 @@ func run(m *testing.M) (code int) {
 	case *oneClean:
 		return cleanOne()
 	case deployMode():
+		// Not refused for a short -timeout: deploy mode tears down before it (make
+		// certify-one sizes it with go run ./acceptance/timeout -deploy).
 		r, err := deployOne()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "acceptance:", err)
@@ -79,6 +81,11 @@ func run(m *testing.M) (code int) {
 		if *httpEndpointFlag == "" {
 			*httpEndpointFlag = in.HTTPEndpoint
 		}
+	default:
+		if err := checkSuiteTimeout(); err != nil {
+			fmt.Fprintln(os.Stderr, "acceptance:", err)
+			return 2
+		}
 	}
 	var err error
 	target, err = copilot.NewTarget(endpoint, *httpEndpointFlag, *usernameFlag, password, *modelFlag, caCert)
@@ -86,7 +93,12 @@ func run(m *testing.M) (code int) {
 		fmt.Fprintln(os.Stderr, "acceptance:", err)
 		return 2
 	}
-	return m.Run()
+	code = m.Run()
+	if err := checkModelCalls(); err != nil {
+		fmt.Fprintln(os.Stderr, "acceptance:", err)
+		code = max(code, 1)
+	}
+	return code
 }
 
 // startReference starts the embedded reference appliance and stops it on Ctrl-C too,
@@ -109,14 +121,6 @@ func startReference() (*reference.Instance, error) {
 		os.Exit(130)
 	}()
 	return in, nil
-}
-
-// requestContext bounds one exchange with the instance.
-func requestContext(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), *requestTimeout)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // exchange is one HTTP request and what came back, with the body read in full.

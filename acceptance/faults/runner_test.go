@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/slm-copilot/slm-copilot/helpers/copilot"
 	"github.com/slm-copilot/slm-copilot/helpers/reference"
 )
 
@@ -52,17 +53,23 @@ func startInstance(t *testing.T, opts reference.Options) *reference.Instance {
 	return in
 }
 
+// suiteRequestTimeout bounds each request of a suite run against a reference instance,
+// which answers in seconds.
+const suiteRequestTimeout = time.Minute
+
 // suiteRun is the outcome of one acceptance suite run, per test name.
 type suiteRun struct {
-	results map[string][]string // test name -> actions (pass/fail/skip), one per run
-	output  map[string]string   // test name -> its output
-	all     string              // everything the run printed
+	results  map[string][]string // test name -> actions (pass/fail/skip), one per run
+	output   map[string]string   // test name -> its output
+	all      string              // everything the run printed
+	exitCode int                 // go test's: non-zero after passing checks when TestMain failed the run
 }
 
 // runSuite runs the acceptance suite against in, as a user would.
 func runSuite(t *testing.T, in *reference.Instance, extra ...string) *suiteRun {
 	t.Helper()
 	args := append([]string{"test", "./acceptance", "-count=1", "-json",
+		"-timeout", copilot.SuiteTimeout(suiteRequestTimeout).String(), "-request-timeout", suiteRequestTimeout.String(),
 		"-endpoint", in.Endpoint, "-http-endpoint", in.HTTPEndpoint, "-password", in.Password}, extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -74,7 +81,7 @@ func runSuite(t *testing.T, in *reference.Instance, extra ...string) *suiteRun {
 	if _, isExit := err.(*exec.ExitError); err != nil && !isExit {
 		t.Fatalf("go test ./acceptance did not run: %v\n%s", err, stderr.String())
 	}
-	run := &suiteRun{results: map[string][]string{}, output: map[string]string{}, all: stdout.String() + stderr.String()}
+	run := &suiteRun{results: map[string][]string{}, output: map[string]string{}, all: stdout.String() + stderr.String(), exitCode: cmd.ProcessState.ExitCode()}
 	sc := bufio.NewScanner(&stdout)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	for sc.Scan() {

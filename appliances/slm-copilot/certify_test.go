@@ -70,7 +70,7 @@ func TestCertifyWrapper(t *testing.T) {
 		require.NoError(t, err, out)
 		assert.NotContains(t, out, canary, "the password must not reach the output or the suite's arguments")
 		assert.Contains(t, out, "password-env=set")
-		want := []string{"-test.v", "-test.timeout=60m", "-endpoint=https://10.0.0.5", "-username=copilot",
+		want := []string{"-test.v", "-test.timeout=0", "-endpoint=https://10.0.0.5", "-username=copilot",
 			"-model=devstral-small-2", "-ca-cert=" + filepath.Join(root, "etc/nginx/slm-copilot/tls/cert.pem"), "-test.run=TestChat"}
 		var got []string
 		for _, line := range strings.Split(out, "\n") {

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	openai "github.com/sashabaranov/go-openai"
 )
@@ -27,6 +28,8 @@ type Target struct {
 	// Roots verifies the server's chain when set (the -ca-cert flag); when nil the
 	// certificate is accepted, as the appliance ships self-signed, and inspected by checks.
 	Roots *x509.CertPool
+
+	modelCalls atomic.Int64 // see ModelCalls
 }
 
 // NewTarget validates the operator's flags. An empty httpEndpoint means http://<endpoint host>.
@@ -91,12 +94,13 @@ func (t *Target) TLSConfig() *tls.Config {
 }
 
 // HTTPClient returns a client that never follows redirects (a redirect is something to
-// check, not to obey) and, when tap is set, records raw responses.
+// check, not to obey), counts its model calls (ModelCalls) and, when tap is set, records
+// raw responses.
 func (t *Target) HTTPClient(tap *Tap) *http.Client {
 	tr := &http.Transport{TLSClientConfig: t.TLSConfig(), ForceAttemptHTTP2: false, MaxIdleConnsPerHost: 4}
-	var rt http.RoundTripper = tr
+	var rt http.RoundTripper = callCounter{base: tr, calls: &t.modelCalls}
 	if tap != nil {
-		tap.Base = tr
+		tap.Base = rt
 		rt = tap
 	}
 	return &http.Client{
@@ -104,6 +108,9 @@ func (t *Target) HTTPClient(tap *Tap) *http.Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
+
+// ModelCalls is how many model calls the clients of HTTPClient have sent so far.
+func (t *Target) ModelCalls() int64 { return t.modelCalls.Load() }
 
 // OpenAI returns a go-openai client that authenticates the way Cline and every OpenAI
 // SDK do: the password as API key, sent as a Bearer token.
