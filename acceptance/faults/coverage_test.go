@@ -31,7 +31,10 @@ func TestEveryLeafIsRequired(t *testing.T) {
 	for _, leaf := range leaves {
 		if len(required[leaf]) == 0 {
 			missing = append(missing, leaf)
+			continue
 		}
+		sort.Strings(required[leaf])
+		t.Logf("%s: required by %d fault(s): %s", leaf, len(required[leaf]), strings.Join(required[leaf], ", "))
 	}
 	t.Logf("%d leaf checks, %d required by a fault", len(leaves), len(leaves)-len(missing))
 	assert.Empty(t, missing, "%d leaf checks no fault requires to fail (add a fault that breaks each for its own reason):\n  %s",
