@@ -3,12 +3,14 @@ package copilot
 import (
 	"bytes"
 	"strings"
+	"time"
 )
 
 // Event is one server-sent event and the read that completed it.
 type Event struct {
-	Data string // the event's data lines, joined by newlines
-	Read int    // index of the read that completed the event
+	Data string    // the event's data lines, joined by newlines
+	Read int       // index of the read that completed the event
+	At   time.Time // when that read returned: when the client could first act on the event
 }
 
 // Events splits the recorded body into server-sent events (blank-line separated), the
@@ -21,7 +23,7 @@ func (c *Capture) Events() []Event {
 		data    []string
 	)
 	for i, r := range c.Reads() {
-		pending.Write(r)
+		pending.Write(r.Data)
 		for {
 			line, err := pending.ReadBytes('\n')
 			if err != nil {
@@ -35,7 +37,7 @@ func (c *Capture) Events() []Event {
 			switch {
 			case len(line) == 0:
 				if len(data) > 0 {
-					events = append(events, Event{Data: strings.Join(data, "\n"), Read: i})
+					events = append(events, Event{Data: strings.Join(data, "\n"), Read: i, At: r.At})
 					data = nil
 				}
 			case bytes.HasPrefix(line, []byte("data:")):
