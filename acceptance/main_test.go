@@ -34,7 +34,9 @@ var (
 	modelFlag        = flag.String("model", reference.DefaultModel, "model id the instance must serve")
 	caCertFlag       = flag.String("ca-cert", "", "PEM file to verify the certificate chain against; empty: accept and inspect a self-signed certificate")
 	httpEndpointFlag = flag.String("http-endpoint", "", "where plain HTTP must redirect to HTTPS (default http://<endpoint host>)")
+	referenceEngine  = flag.String("reference-engine", string(reference.EngineLlamaServer), "without -endpoint: the reference appliance's engine, llama-server or localai (a relay answering as LocalAI v4.9.0)")
 	requestTimeout   = flag.Duration("request-timeout", 5*time.Minute, "deadline of each request; a real 24B model on CPU needs minutes for a cold first answer")
+	contextSizeFlag  = flag.Int("context-size", 32768, "context window in tokens the instance must serve to one request: its ONEAPP_COPILOT_CONTEXT_SIZE (the appliance's default is 32768)")
 )
 
 // target is the instance under certification, set up by TestMain.
@@ -107,7 +109,11 @@ func startReference() (*reference.Instance, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	began := time.Now()
-	in, err := reference.Start(ctx, reference.Options{Model: *modelFlag})
+	engine, err := reference.ParseEngine(*referenceEngine)
+	if err != nil {
+		return nil, err
+	}
+	in, err := reference.Start(ctx, reference.Options{Model: *modelFlag, Engine: engine})
 	if err != nil {
 		return nil, fmt.Errorf("no -endpoint given, and the embedded reference appliance did not start: %w", err)
 	}

@@ -299,6 +299,8 @@ LOCALAI_BACKENDS_PATH=/opt/local-ai/backends
 LOCALAI_THREADS=$(threads)
 LOCALAI_CONTEXT_SIZE=$((10#${ONEAPP_COPILOT_CONTEXT_SIZE}))
 LOCALAI_DISABLE_WEBUI=true
+# What the front door accepts (client_max_body_size 50m); LocalAI's default is 15 MB (core/http/app.go BodyLimit).
+LOCALAI_UPLOAD_LIMIT=50
 LOCALAI_LOAD_TO_MEMORY=${MODEL_ID}
 LOCALAI_API_KEY=$(cat "${P_NGINX}/engine.key")
 SLM_MODEL_ID=${MODEL_ID}

@@ -46,6 +46,9 @@ const (
 	// DefaultCacheDir keeps downloads and tool builds outside the repository.
 	DefaultCacheDir = "/var/cache/slm-copilot"
 
+	// DefaultAnswerTokens is how long the engine's answer is when a request sets no max_tokens.
+	DefaultAnswerTokens = 16
+
 	dirPrefix    = "slm-copilot-ref-"
 	startRetries = 3
 )
@@ -70,6 +73,9 @@ type Options struct {
 	// Context holds extra ONEAPP_* settings (KEY=VALUE) for the configure stage, as a
 	// VM's context would give them; they override the reference's own.
 	Context []string
+	// Engine is what the front door talks to: llama-server itself (the default) or a relay
+	// answering as LocalAI v4.9.0, the appliance's engine, in front of it (localai.go).
+	Engine Engine
 }
 
 // Files are what the appliance's configure stage wrote for one instance, below Dir (the
@@ -81,6 +87,7 @@ type Files struct {
 	Htpasswd  string   // HTTP Basic credentials
 	Cert, Key string   // TLS material
 	EngineKey string   // the key nginx presents to the engine
+	Upstream  string   // where nginx's upstream points (SLM_ENGINE_ADDR): llama-server, or the LocalAI relay
 	EngineEnv string   // the engine's environment file (LocalAI's settings on a VM)
 	Ready     string   // the readiness marker /readyz and /health follow
 	Model     string   // the GGUF the engine loads
@@ -100,9 +107,13 @@ type Instance struct {
 	Model         string
 	CACert        string // the self-signed certificate, which is its own CA
 	EngineVersion string
+	Engine        Engine
 	Files         Files
 
-	procs []*process // engine first, then nginx
+	procs    []*process // engine first, then nginx
+	relays   localAIRelays
+	llamaURL string // llama-server behind the LocalAI relay, and its key
+	llamaKey string
 }
 
 // Start starts an instance and waits until its front door answers /readyz with 200.
@@ -119,6 +130,9 @@ func Start(ctx context.Context, opts Options) (*Instance, error) {
 	}
 	if opts.Address == "" {
 		opts.Address = "127.0.0.1"
+	}
+	if opts.Engine == "" {
+		opts.Engine = EngineLlamaServer
 	}
 	llama, err := llamaServer()
 	if err != nil {
@@ -146,7 +160,7 @@ func start(ctx context.Context, opts Options, llama string) (_ *Instance, err er
 	if err != nil {
 		return nil, fmt.Errorf("reference appliance: %w", err)
 	}
-	in := &Instance{Username: Username, Password: opts.Password, Model: opts.Model}
+	in := &Instance{Username: Username, Password: opts.Password, Model: opts.Model, Engine: opts.Engine}
 	in.Files.Dir = dir
 	defer func() {
 		if err != nil {
@@ -160,11 +174,16 @@ func start(ctx context.Context, opts Options, llama string) (_ *Instance, err er
 	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return nil, fmt.Errorf("reference appliance: %w", err)
 	}
-	ports, err := freePorts(3)
+	ports, err := freePorts(4)
 	if err != nil {
 		return nil, fmt.Errorf("reference appliance: pick ports: %w", err)
 	}
-	enginePort, httpPort, httpsPort := ports[0], ports[1], ports[2]
+	// enginePort is where the front door's upstream points; llama-server listens there too
+	// unless a LocalAI relay stands in front of it.
+	enginePort, httpPort, httpsPort, llamaPort := ports[0], ports[1], ports[2], ports[0]
+	if opts.Engine == EngineLocalAI {
+		llamaPort = ports[3]
+	}
 	if opts.StandardPorts {
 		httpPort, httpsPort = 80, 443
 	}
@@ -173,6 +192,9 @@ func start(ctx context.Context, opts Options, llama string) (_ *Instance, err er
 	if in.EngineVersion, err = engineVersion(llama); err != nil {
 		return nil, err
 	}
+	if opts.Engine == EngineLocalAI {
+		in.EngineVersion = "LocalAI " + localAIVersion + " relay over " + in.EngineVersion
+	}
 	if err := in.configureAppliance(ctx, opts, enginePort, httpPort, httpsPort); err != nil {
 		return nil, err
 	}
@@ -180,21 +202,40 @@ func start(ctx context.Context, opts Options, llama string) (_ *Instance, err er
 	if in.Files.Model, err = gguf.Ensure(modelDir(), gguf.DefaultSpec()); err != nil {
 		return nil, fmt.Errorf("reference appliance: %w", err)
 	}
+	ctxSize, err := setting(in.Files.EngineEnv, "LOCALAI_CONTEXT_SIZE")
+	if err != nil {
+		return nil, fmt.Errorf("reference appliance: the engine's context: %w", err)
+	}
 	in.Files.Engine = []string{
 		"--model", in.Files.Model,
 		"--alias", opts.Model,
-		"--host", "127.0.0.1", "--port", strconv.Itoa(enginePort),
+		"--host", "127.0.0.1", "--port", strconv.Itoa(llamaPort),
 		"--api-key-file", in.Files.EngineKey,
-		"--ctx-size", "16384", "--parallel", "4",
+		// The context configure rendered for the engine, whole for each request as on the
+		// appliance (LocalAI gives its one model the whole context_size); two slots share it.
+		"--ctx-size", ctxSize, "--parallel", "2", "--kv-unified",
+		// The random-weight model never samples its end of sequence: a request without
+		// max_tokens (Cline sends none) ends after this many tokens, as a real model's answer ends.
+		"--n-predict", strconv.Itoa(DefaultAnswerTokens),
 		"--jinja", "--no-webui",
+	}
+	if opts.Engine == EngineLocalAI {
+		if err := in.localAIEngineArgs(); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Tamper != nil {
 		if err := opts.Tamper(&in.Files); err != nil {
 			return nil, fmt.Errorf("reference appliance: tamper: %w", err)
 		}
 	}
-	if err := in.startEngine(ctx, llama, enginePort, opts.Log); err != nil {
+	if err := in.startEngine(ctx, llama, llamaPort, opts.Log); err != nil {
 		return nil, err
+	}
+	if opts.Engine == EngineLocalAI {
+		if err := in.startLocalAI(llamaPort); err != nil {
+			return nil, err
+		}
 	}
 	if err := in.markReady(ctx); err != nil {
 		return nil, err
@@ -223,18 +264,23 @@ func (in *Instance) configureAppliance(ctx context.Context, opts Options, engine
 		Cert:      filepath.Join(nginxDir, "tls", "cert.pem"),
 		Key:       filepath.Join(nginxDir, "tls", "key.pem"),
 		EngineKey: filepath.Join(nginxDir, "engine.key"),
+		Upstream:  fmt.Sprintf("127.0.0.1:%d", enginePort),
 		EngineEnv: filepath.Join(dir, "etc", "slm-copilot", "local-ai.env"),
 		Ready:     filepath.Join(dir, "run", "slm-copilot", "ready"),
 		Address:   opts.Address,
 		HTTPSPort: httpsPort,
 	}
+	healthPath := "/health" // llama-server's; LocalAI's is /readyz, appliance.sh's default
+	if opts.Engine == EngineLocalAI {
+		healthPath = "/readyz"
+	}
 	env := append([]string{
 		"SLM_HTTP_LISTEN=" + net.JoinHostPort(opts.Address, strconv.Itoa(httpPort)),
 		"SLM_HTTPS_LISTEN=" + net.JoinHostPort(opts.Address, strconv.Itoa(httpsPort)),
-		fmt.Sprintf("SLM_ENGINE_ADDR=127.0.0.1:%d", enginePort),
-		"SLM_ENGINE_HEALTH_PATH=/health", // llama-server's; LocalAI's is /readyz
+		"SLM_ENGINE_ADDR=" + in.Files.Upstream,
+		"SLM_ENGINE_HEALTH_PATH=" + healthPath,
 		"SLM_ADDRESSES=" + opts.Address + " localhost",
-		"ONEAPP_COPILOT_CONTEXT_SIZE=16384",
+		"MODEL_ID=" + opts.Model, // the name LocalAI lists, from the model YAML configure writes
 	}, opts.Context...)
 	env = append(env, "ONEAPP_COPILOT_PASSWORD="+in.Password)
 	cmd := ConfigureCommand(ctx, dir, mainConf, env...)
@@ -242,6 +288,25 @@ func (in *Instance) configureAppliance(ctx context.Context, opts Options, engine
 		return fmt.Errorf("reference appliance: appliance.sh configure: %w: %s", err, in.redact(string(out)))
 	}
 	return nil
+}
+
+// setting reads NAME's value from an environment file configure wrote (NAME=VALUE lines),
+// as the engine's service reads it.
+func setting(file, name string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	value := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+"="); ok {
+			value = strings.TrimSpace(v)
+		}
+	}
+	if value == "" {
+		return "", fmt.Errorf("%s sets no %s", file, name)
+	}
+	return value, nil
 }
 
 // vmDirs are directories a VM's base system already has (mode 0755), so the stages, which
@@ -461,6 +526,7 @@ func waitFor(ctx context.Context, p *process, ok func() bool) error {
 
 // Close stops every process of the instance (nginx's workers included) and removes its files.
 func (in *Instance) Close() error {
+	in.relays.closeAll()
 	for i := len(in.procs) - 1; i >= 0; i-- {
 		in.procs[i].stop()
 	}
@@ -620,6 +686,7 @@ func (l *limitedBuffer) String() string {
 // like local-ai.service's ExecStopPost it removes the readiness marker. Tests use it to see
 // health checks notice.
 func (in *Instance) StopEngine() {
+	in.relays.closeAll()
 	if len(in.procs) > 0 {
 		in.procs[0].stop()
 	}
@@ -641,6 +708,9 @@ func (in *Instance) markReady(ctx context.Context) error {
 // key, as an engine bound to a public address with no key would be. Fault tests use it to
 // prove that the suite finds an engine reachable around the front door; Close stops it.
 func (in *Instance) ExposeEngine(ctx context.Context, host string, port int) error {
+	if in.Engine == EngineLocalAI {
+		return in.exposeLocalAI(host, port)
+	}
 	llama, err := llamaServer()
 	if err != nil {
 		return err
