@@ -263,6 +263,7 @@ func faults() []fault {
 	fs = append(fs, exposureFaults()...)
 	fs = append(fs, leafFaults()...)
 	fs = append(fs, nearMissFaults()...)
+	fs = append(fs, toolFaults()...)
 	for _, route := range everyRoute {
 		path := map[string]string{"GET_root": "/", "GET_v1_models": "/v1/models", "POST_v1_chat_completions": "/v1/chat/completions",
 			"POST_v1_completions": "/v1/completions", "POST_v1_embeddings": "/v1/embeddings"}[route]
