@@ -8,6 +8,8 @@ ENDPOINT      ?=
 HTTP_ENDPOINT ?=
 CA_CERT       ?=
 MODEL         ?= devstral-small-2
+# No ENDPOINT: the reference appliance's engine, llama-server (default) or localai (LocalAI v4.9.0's answers).
+REFERENCE_ENGINE ?=
 # Deadline of each request; a cold 24B model on CPU needs minutes for its first answer.
 REQUEST_TIMEOUT ?= 5m
 # The password travels in the environment, never on a command line others can read.
@@ -29,7 +31,8 @@ BUILD_TEST  := go test ./build -run 'TestBuild$$' -timeout 4h -v -count=1
 CERTIFY_FLAGS := -model=$(MODEL) \
 	$(if $(ENDPOINT),-endpoint=$(ENDPOINT)) \
 	$(if $(HTTP_ENDPOINT),-http-endpoint=$(HTTP_ENDPOINT)) \
-	$(if $(CA_CERT),-ca-cert=$(CA_CERT))
+	$(if $(CA_CERT),-ca-cert=$(CA_CERT)) \
+	$(if $(REFERENCE_ENGINE),-reference-engine=$(REFERENCE_ENGINE))
 
 .PHONY: help deps serve certify certify-one one-clean oned-sim test lint build checksum test-smoke-build clean
 

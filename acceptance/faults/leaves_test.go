@@ -3,12 +3,10 @@ package faults
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -166,11 +164,7 @@ type uploadLimitRelay struct {
 // tamper starts the relay and points the front door's upstream at it, so the instance
 // starts through it.
 func (r *uploadLimitRelay) tamper(f *reference.Files) error {
-	i := slices.Index(f.Engine, "--port")
-	if i < 0 || i+1 >= len(f.Engine) {
-		return fmt.Errorf("no --port in the engine's arguments %q", f.Engine)
-	}
-	engineAddr := "127.0.0.1:" + f.Engine[i+1]
+	engineAddr := f.Upstream
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

@@ -763,7 +763,12 @@ func (r *localAI) ask(ctx context.Context, path string, body map[string]any) (*h
 	return r.client.Do(req)
 }
 
-// llamaError is the message of a refusal from llama-server, as the backend's error text.
+// grpcInternal is how LocalAI's Go side sees a failed generation: the llama-cpp backend
+// returns grpc INTERNAL with llama.cpp's message (backend/cpp/llama-cpp/grpc-server.cpp),
+// and the error's text is grpc-go's.
+func grpcInternal(msg string) string { return "rpc error: code = Internal desc = " + msg }
+
+// llamaError is the message of a refusal from llama-server, llama.cpp's error text.
 func llamaError(resp *http.Response) string {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	var e struct {
@@ -848,7 +853,7 @@ func (r *localAI) chat(w http.ResponseWriter, req *http.Request) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		serverError(w, llamaError(resp))
+		serverError(w, grpcInternal(llamaError(resp)))
 		return
 	}
 	var res llamaResult
@@ -914,10 +919,22 @@ func (r *localAI) chatStream(w http.ResponseWriter, req *http.Request, o *openAI
 		return openAIResponse{ID: id, Created: created, Model: o.model.name, Object: "chat.completion.chunk",
 			Choices: []choice{{Index: 0, Delta: d}}}
 	}
-	// A failed generation: a 200 stream with an error event, then [DONE] (chat.go).
+	var sentRole bool
+	// A failed generation: a 200 stream with an error event, then [DONE] (chat.go's
+	// `ended` branch). fail is for errors before the backend answers.
 	fail := func(msg string) {
 		s.event(errorResponse{Error: &apiError{Message: msg, Type: "server_error", Code: "server_error"}})
 		s.raw([]byte("[DONE]"))
+	}
+	// failed is for llama.cpp's own refusals: grpc-server.cpp's PredictStream first writes
+	// the message as a reply, which core/backend/llm.go hands to the token callback, so
+	// it is streamed as content (after the role chunk) before the error event.
+	failed := func(msg string) {
+		if !sentRole {
+			s.event(chunk(&message{Role: "assistant"}))
+		}
+		s.event(chunk(&message{Content: &msg}))
+		fail(grpcInternal(msg))
 	}
 	resp, err := r.ask(req.Context(), "/v1/chat/completions", o.upstream)
 	if err != nil {
@@ -928,14 +945,12 @@ func (r *localAI) chatStream(w http.ResponseWriter, req *http.Request, o *openAI
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		fail(llamaError(resp))
+		failed(llamaError(resp))
 		return
 	}
 	var (
-		sentRole  bool
-		final     llamaResult
-		calls     []llamaToolCall // tool calls, merged by index, emitted at the end
-		reasoning bool
+		final llamaResult
+		calls []llamaToolCall // tool calls, merged by index, emitted at the end
 	)
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
@@ -957,7 +972,7 @@ func (r *localAI) chatStream(w http.ResponseWriter, req *http.Request, o *openAI
 				Message string `json:"message"`
 			}
 			_ = json.Unmarshal(ev.Error, &e)
-			fail(e.Message)
+			failed(e.Message)
 			return
 		}
 		if ev.Usage != nil {
@@ -975,7 +990,6 @@ func (r *localAI) chatStream(w http.ResponseWriter, req *http.Request, o *openAI
 			if o.tools {
 				if d.ReasoningContent != nil && *d.ReasoningContent != "" {
 					s.event(chunk(&message{Reasoning: d.ReasoningContent}))
-					reasoning = true
 				}
 				if text != "" {
 					if !sentRole {
@@ -1017,7 +1031,6 @@ func (r *localAI) chatStream(w http.ResponseWriter, req *http.Request, o *openAI
 			s.event(chunk(&message{Role: "assistant"}))
 			s.event(chunk(&message{Content: str("")}))
 		}
-		_ = reasoning // reasoning already went out incrementally
 		for i, tc := range calls {
 			callID := tc.ID
 			if callID == "" {
@@ -1073,8 +1086,10 @@ func (r *localAI) completion(w http.ResponseWriter, req *http.Request) {
 	}
 	created := int(time.Now().Unix())
 	resp, err := r.ask(req.Context(), "/v1/completions", o.upstream)
+	refusal := "" // llama.cpp's own message, streamed as a token first (see chatStream)
 	if err == nil && resp.StatusCode != http.StatusOK {
-		err = errors.New(llamaError(resp))
+		refusal = llamaError(resp)
+		err = errors.New(grpcInternal(refusal))
 		resp.Body.Close()
 	}
 	if !o.stream {
@@ -1105,6 +1120,10 @@ func (r *localAI) completion(w http.ResponseWriter, req *http.Request) {
 			Choices: []choice{{Index: 0, FinishReason: &stop, Text: "Internal error: " + msg}}})
 	}
 	if err != nil {
+		if refusal != "" {
+			s.event(openAIResponse{ID: id, Created: created, Model: o.model.name, Object: "text_completion",
+				Choices: []choice{{Index: 0, Text: refusal}}})
+		}
 		fail(err.Error())
 		return
 	}
@@ -1157,7 +1176,7 @@ func (r *localAI) embeddings(w http.ResponseWriter, req *http.Request) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		serverError(w, llamaError(resp))
+		serverError(w, grpcInternal(llamaError(resp)))
 		return
 	}
 	var res llamaResult

@@ -299,20 +299,28 @@ func TestLocalAIFailedGeneration(t *testing.T) {
 	}}
 	url := newRelay(t, s, "")
 	auth := []string{"Authorization", "Bearer " + testKey}
-	// Streamed chat: 200, an error event, [DONE] (chat.go's `ended` branch).
+	const refusal = "the request exceeds the available context size"
+	// Streamed chat: 200; llama.cpp's message as content, then an error event and [DONE].
 	resp, body := do(t, http.MethodPost, url+"/v1/chat/completions", `{"stream":true,"messages":[]}`, auth...)
 	assert.Equal(t, 200, resp.StatusCode)
-	assert.Equal(t, []string{`{"error":{"code":"server_error","message":"the request exceeds the available context size","type":"server_error"}}`, "[DONE]"}, events(t, body))
+	evs := events(t, body)
+	require.Len(t, evs, 4, body)
+	assert.Contains(t, evs[0], `"delta":{"role":"assistant","content":null}`)
+	assert.Contains(t, evs[1], `"delta":{"content":"`+refusal+`"}`)
+	assert.Equal(t, `{"error":{"code":"server_error","message":"rpc error: code = Internal desc = `+refusal+`","type":"server_error"}}`, evs[2])
+	assert.Equal(t, "[DONE]", evs[3])
 	// Chat: the error handler's 500.
 	resp, body = do(t, http.MethodPost, url+"/v1/chat/completions", `{"messages":[]}`, auth...)
 	assert.Equal(t, 500, resp.StatusCode)
-	assert.Equal(t, `{"error":{"code":500,"message":"the request exceeds the available context size","type":""}}`+"\n", body)
-	// Streamed completion: the error as the text of a stop chunk, no [DONE] (completion.go).
+	assert.Equal(t, `{"error":{"code":500,"message":"rpc error: code = Internal desc = `+refusal+`","type":""}}`+"\n", body)
+	// Streamed completion: the message as a token, then the error as the text of a stop
+	// chunk ("Internal error: ..."), no [DONE] (completion.go).
 	resp, body = do(t, http.MethodPost, url+"/v1/completions", `{"stream":true,"prompt":"hi"}`, auth...)
 	assert.Equal(t, 200, resp.StatusCode)
-	evs := events(t, body)
-	require.Len(t, evs, 1, body)
-	assert.Contains(t, evs[0], `"choices":[{"index":0,"finish_reason":"stop","text":"Internal error: the request exceeds the available context size"}]`)
+	evs = events(t, body)
+	require.Len(t, evs, 2, body)
+	assert.Contains(t, evs[0], `"choices":[{"index":0,"finish_reason":null,"text":"`+refusal+`"}]`)
+	assert.Contains(t, evs[1], `"choices":[{"index":0,"finish_reason":"stop","text":"Internal error: rpc error: code = Internal desc = `+refusal+`"}]`)
 }
 
 // TestLocalAIUploadLimit: LOCALAI_UPLOAD_LIMIT (15 MB unless set) refuses larger bodies
