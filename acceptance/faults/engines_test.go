@@ -98,12 +98,13 @@ func TestEngineFaultsExist(t *testing.T) {
 	}
 }
 
-// TestCorrectLocalAIApplianceAlwaysPasses: the whole suite, three times in a row, passes
-// against the reference appliance with the engine the appliance runs (LocalAI v4.9.0's
-// personality), and once verifying the chain with -ca-cert.
+// TestCorrectLocalAIApplianceAlwaysPasses: the whole suite passes against the reference
+// appliance with the engine the appliance runs (LocalAI v4.9.0's personality), as a user
+// runs it and verifying the chain with -ca-cert. Repetition against flakes is
+// TestCorrectApplianceAlwaysPasses' (LocalAI's one slot makes each run minutes long).
 func TestCorrectLocalAIApplianceAlwaysPasses(t *testing.T) {
 	t.Parallel()
 	in := startInstance(t, reference.Options{Engine: reference.EngineLocalAI})
-	passedEveryTime(t, dropUnjudgeable(t, runSuite(t, in, "-count=3")), 3)
+	passedEveryTime(t, dropUnjudgeable(t, runSuite(t, in)), 1)
 	passedEveryTime(t, runSuite(t, in, "-ca-cert", in.CACert), 1)
 }
