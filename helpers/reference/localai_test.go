@@ -366,3 +366,49 @@ func TestLocalAIToolCalls(t *testing.T) {
 	assert.Equal(t, "[DONE]", evs[3])
 	assert.Equal(t, "required", s.last()["tool_choice"])
 }
+
+// TestLocalAIClientLeaves: a client that hangs up ends the generation behind the relay
+// (LocalAI cancels its backend request: chat.go's input.Cancel()).
+func TestLocalAIClientLeaves(t *testing.T) {
+	t.Parallel()
+	cancelled := make(chan struct{})
+	s := &standIn{answer: func(w http.ResponseWriter, _ map[string]any) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := 0; ; i++ {
+			if _, err := fmt.Fprintf(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"t%d\"}}]}\n\n", i); err != nil {
+				close(cancelled)
+				return
+			}
+			w.(http.Flusher).Flush()
+			time.Sleep(10 * time.Millisecond)
+		}
+	}}
+	url := newRelay(t, s, "")
+	req, err := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(`{"stream":true,"messages":[]}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	require.NoError(t, err)
+	require.Contains(t, line, `"role":"assistant"`)
+	resp.Body.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the generation behind the relay went on after the client left")
+	}
+}
+
+// TestLocalAIToolCallAnswer: a non-streamed tool call is LocalAI's tool-call choice: the
+// calls at index 0, the text beside them as content, finish reason tool_calls.
+func TestLocalAIToolCallAnswer(t *testing.T) {
+	t.Parallel()
+	s := &standIn{answer: func(w http.ResponseWriter, _ map[string]any) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"choices":[{"finish_reason":"tool_calls","index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"type":"function","function":{"name":"read_file","arguments":"{\"path\":\"a.go\"}"},"id":"call_1"}]}}],"usage":{"completion_tokens":5,"prompt_tokens":9,"total_tokens":14}}`)
+	}}
+	url := newRelay(t, s, "")
+	_, body := do(t, http.MethodPost, url+"/v1/chat/completions", `{"tools":[{"type":"function","function":{"name":"read_file"}}],"messages":[{"role":"user","content":"hi"}]}`, "Authorization", "Bearer "+testKey)
+	assert.Contains(t, body, `"choices":[{"index":0,"finish_reason":"tool_calls","message":{"role":"assistant","content":"","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"read_file","arguments":"{\"path\":\"a.go\"}"}}]}}],"usage":{"prompt_tokens":9,"completion_tokens":5,"total_tokens":14}}`)
+}
