@@ -3,11 +3,13 @@ package acceptance
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	openai "github.com/sashabaranov/go-openai"
 	"github.com/stretchr/testify/assert"
@@ -118,13 +120,18 @@ const minChunks = 3
 
 // TestChatStream: a streamed chat completion is an SSE stream whose content arrives
 // chunk by chunk as it is generated, with a finish reason and the closing [DONE].
+//
+// It does not run in parallel: "incremental" judges when content arrives against the
+// stream's own duration, and a one-slot engine (LocalAI's default) would queue this
+// stream behind other checks' generations, which delays its first content like a
+// buffer does. Sequential tests run before every parallel one, so the engine is idle.
 func TestChatStream(t *testing.T) {
-	t.Parallel()
-	s := streamChat(t, openai.ChatCompletionRequest{
+	req := openai.ChatCompletionRequest{
 		Model:     target.Model,
 		MaxTokens: 48,
 		Messages:  []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "Write a long Go function that parses a CSV file, with comments."}},
-	})
+	}
+	s := streamChat(t, req)
 	t.Run("content_type", func(t *testing.T) {
 		ct := s.capture.Header.Get("Content-Type")
 		mt, _, _ := mime.ParseMediaType(ct)
@@ -138,7 +145,7 @@ func TestChatStream(t *testing.T) {
 		assert.False(t, strings.HasPrefix(text, engineErrorPrefix), "the engine reported an error inside a 200 stream: %q; look at the engine's log", target.Redact(text))
 	})
 	t.Run("incremental", func(t *testing.T) {
-		assertIncremental(t, s.capture)
+		assertIncremental(t, s, req)
 	})
 	t.Run("finish_reason", func(t *testing.T) {
 		assert.NotEmpty(t, s.finish, "no chunk carried a finish_reason")
@@ -148,21 +155,161 @@ func TestChatStream(t *testing.T) {
 	})
 }
 
-// assertIncremental checks that content events reached the client in many separate reads.
-// A buffering proxy holds events until a buffer of several kilobytes fills and delivers
-// them in a few large bursts; an unbuffered one passes each event on as it comes, so
-// reads carry one or a few events. The bound is relative to the stream itself.
-func assertIncremental(t *testing.T, c *copilot.Capture) {
-	t.Helper()
-	events := contentEvents(c)
-	reads := map[int]bool{}
-	for _, e := range events {
-		reads[e.Read] = true
+// Judging whether a stream's content reaches the client as it is generated. The client
+// sees no generation, only when content arrives, and the engine reports no timings
+// (LocalAI sends none), so every judgement is relative to the stream itself: a front
+// door that passes events on delivers the first content about a prefill after the
+// request, and the rest over the generation; one that buffers delivers it all when the
+// generation ends; one that holds the output and then replays it event by event, however
+// paced, delivers the first content only after the whole generation, so at least half
+// way through the stream. Counting reads would not tell: a relay in front of a fast
+// engine coalesces many events into one read, and a replay sends each in its own.
+const (
+	// A stream shorter than this is too fast to judge: a relay that passes the stream on
+	// every few tens of milliseconds, or one scheduling hiccup, would be a large part of
+	// it. The check then asks again for more tokens. The reference's default model
+	// streams the test's 48 tokens in 200 ms at best, so a buffered front door is judged
+	// at that size, which its buffers hold whole.
+	minJudgeable = 150 * time.Millisecond
+	// judgeTarget is how long a stream asked again for more tokens aims to last.
+	judgeTarget = time.Second
+	// maxJudgeTokens bounds a stream asked again (the reference's slots hold 4096 tokens,
+	// prompt included).
+	maxJudgeTokens = 2048
+	// maxJudgeStreams bounds the streams one judgement uses, the test's own included.
+	maxJudgeStreams = 4
+	// burstWindow: content events this close to the first one came with it, as a buffer
+	// flushes them; an engine on CPU, and a replay of it, write the default model's
+	// events several milliseconds apart.
+	burstWindow = 20 * time.Millisecond
+)
+
+// contentTiming is when one stream's content reached the client, from the moment the
+// request was sent.
+type contentTiming struct {
+	maxTokens   int
+	events      int           // content events
+	first, last time.Duration // first and last content event
+	end         time.Duration // the stream's last event ([DONE] on a complete stream)
+	withFirst   int           // content events that arrived within burstWindow of the first one
+}
+
+// timeContent reads c's content timing; false when it has too few content events to time.
+func timeContent(c *copilot.Capture, maxTokens int) (contentTiming, bool) {
+	events, all := contentEvents(c), c.Events()
+	tm := contentTiming{maxTokens: maxTokens, events: len(events)}
+	if len(events) < minChunks {
+		return tm, false
 	}
-	want := max(minChunks, len(events)/4)
-	assert.GreaterOrEqual(t, len(reads), want,
-		"%d content events arrived in only %d separate reads (want at least %d): the stream is buffered on the way; the nginx site must set proxy_buffering off (the engine may not send X-Accel-Buffering)",
-		len(events), len(reads), want)
+	tm.first, tm.last = events[0].At.Sub(c.Sent), events[len(events)-1].At.Sub(c.Sent)
+	tm.end = all[len(all)-1].At.Sub(c.Sent)
+	for _, e := range events {
+		if e.At.Sub(events[0].At) <= burstWindow {
+			tm.withFirst++
+		}
+	}
+	return tm, true
+}
+
+// judgeable: long enough that a coalescing relay or a hiccup is a small part of it.
+func (tm contentTiming) judgeable() bool { return tm.end >= minJudgeable }
+
+// late: the first content came after a third of the stream. A front door that passes
+// events on delivers it after the prefill, a small part of a stream of this length; a
+// buffered or replayed stream delivers it after the whole generation.
+func (tm contentTiming) late() bool { return tm.first > tm.end/3 }
+
+// burst: a quarter of the content or more came at once with the first, as a buffer
+// flushed; a replay passes events on one by one.
+func (tm contentTiming) burst() bool { return tm.withFirst*4 >= tm.events }
+
+func (tm contentTiming) String() string {
+	return fmt.Sprintf("first content at %s of a %s stream (max_tokens %d: %d content events, %d of them within %s of the first, the last at %s)",
+		ms(tm.first), ms(tm.end), tm.maxTokens, tm.events, tm.withFirst, burstWindow, ms(tm.last))
+}
+
+func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }
+
+// next is the max_tokens of the stream to ask for after tm, given the streams judged
+// late so far (a stream on time ends the judgement); 0 means stop asking.
+func (tm contentTiming) next(judgedLate []contentTiming) int {
+	if !tm.judgeable() {
+		// Too fast to judge: ask for as many tokens as should last judgeTarget.
+		if tm.maxTokens >= maxJudgeTokens {
+			return 0
+		}
+		scale := min(max(int(judgeTarget/max(tm.end, time.Millisecond))+1, 2), 16)
+		return min(tm.maxTokens*scale, maxJudgeTokens)
+	}
+	if len(judgedLate) >= 2 {
+		return 0
+	}
+	// Late once: ask for a longer stream, as long as it fits well in -request-timeout. A
+	// busy machine may have stalled this one's start, and a large model's prefill on CPU
+	// may be long against this generation; a longer generation shrinks both shares. A
+	// buffer or a replay is late at any length.
+	scale := 4
+	if tm.burst() {
+		scale = 2 // a buffer flushes in pieces once the stream outgrows it
+	}
+	scale = min(scale, int(*requestTimeout/(2*max(tm.end, time.Millisecond))))
+	if scale < 2 {
+		return 0
+	}
+	return min(tm.maxTokens*scale, maxJudgeTokens)
+}
+
+// assertIncremental checks that the stream's content reached the client while it was
+// generated, judged by time (see minJudgeable): s is the test's stream, req its request,
+// asked again with more tokens when s was too fast to judge or late.
+func assertIncremental(t *testing.T, s *streamed, req openai.ChatCompletionRequest) {
+	t.Helper()
+	tm, ok := timeContent(s.capture, req.MaxTokens)
+	var judged []contentTiming // judgeable and late
+	var before []string        // the streams asked before the current one
+	for streams := 1; ; streams++ {
+		if !ok {
+			assert.Fail(t, "too few content events to time", "the stream (max_tokens %d) carried %d content events, want at least %d to tell whether content arrives as it is generated (content %q)",
+				tm.maxTokens, tm.events, minChunks, target.Redact(truncate(s.content.String(), 200)))
+			return
+		}
+		if tm.judgeable() {
+			if !tm.late() {
+				t.Logf("content arrived as generated: %s, %.0f content events/s", tm, float64(tm.events-1)/max(tm.last-tm.first, time.Millisecond).Seconds())
+				if len(before) > 0 {
+					t.Logf("streams asked before: %s", strings.Join(before, "; "))
+				}
+				return
+			}
+			judged = append(judged, tm)
+		}
+		next := tm.next(judged)
+		if next == 0 || streams == maxJudgeStreams {
+			break
+		}
+		before = append(before, tm.String())
+		req.MaxTokens = next
+		s = streamChat(t, req)
+		tm, ok = timeContent(s.capture, next)
+	}
+	if len(judged) == 0 {
+		t.Skipf("cannot judge whether content arrives as it is generated: the longest stream asked for lasted only %s (%s), under the %s a judgement needs; the engine is too fast, or stops early",
+			ms(tm.end), tm, ms(minJudgeable))
+	}
+	var seen []string
+	for _, j := range judged {
+		seen = append(seen, j.String())
+	}
+	last := judged[len(judged)-1]
+	if last.burst() {
+		assert.Fail(t, "content arrived only when the generation ended",
+			"the content reached the client only when the generation had ended, in one burst: %s; the stream is buffered on the way: the nginx site must set proxy_buffering off (the engine may not send X-Accel-Buffering)",
+			strings.Join(seen, "; asked again: "))
+		return
+	}
+	assert.Fail(t, "content held back, then replayed",
+		"the content was held back until after the generation, then passed on event by event: %s; something between the client and the engine holds the stream until the generation ends: look at proxy_buffering off in the nginx site and at any relay or proxy in front of the engine",
+		strings.Join(seen, "; asked again: "))
 }
 
 // assertDone checks the stream's last event is the [DONE] terminator; go-openai treats a
