@@ -41,6 +41,16 @@ var engineFaults = map[string]map[string]string{
 	"methods_skip_auth":            nil,
 	"metrics_open":                 nil,
 	"engine_reachable_without_key": nil, // LocalAI without LOCALAI_API_KEY on the usual ports
+	// Tool calls: LocalAI sends each call whole at the end of the stream (a name chunk, then
+	// an arguments chunk, both with the id: chat_emit.go buildDeferredToolCallChunks), so
+	// the faults that rewrite llama-server's incremental pieces (a later delta without id,
+	// an arguments piece that is exactly "{") have nothing to act on behind LocalAI.
+	"template_without_tools":   nil,
+	"tool_calls_dropped":       nil,
+	"tool_call_other_function": nil,
+	"tool_arguments_mangled":   nil,
+	"tool_call_id_dropped":     nil,
+	"tool_message_refused":     nil,
 }
 
 // faultRuns are the fault runs of TestEveryCheckCanFail: every fault against the default

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -122,11 +121,7 @@ type requestRelay struct {
 
 // tamper starts the relay and points the front door's upstream at it.
 func (r *requestRelay) tamper(f *reference.Files) error {
-	i := slices.Index(f.Engine, "--port")
-	if i < 0 || i+1 >= len(f.Engine) {
-		return fmt.Errorf("no --port in the engine's arguments %q", f.Engine)
-	}
-	engineAddr := "127.0.0.1:" + f.Engine[i+1]
+	engineAddr := f.Upstream
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
