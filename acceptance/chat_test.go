@@ -244,15 +244,17 @@ func (tm contentTiming) next(judgedLate []contentTiming) int {
 	if len(judgedLate) >= 2 {
 		return 0
 	}
-	// Late once: ask for a longer stream, as long as it fits well in -request-timeout. A
-	// busy machine may have stalled this one's start, and a large model's prefill on CPU
-	// may be long against this generation; a longer generation shrinks both shares. A
-	// buffer or a replay is late at any length.
-	scale := 4
 	if tm.burst() {
-		scale = 2 // a buffer flushes in pieces once the stream outgrows it
+		// Late in one burst: the same again, in case the machine stalled. Not longer: a
+		// buffer that held this stream whole flushes a longer one in pieces, the first
+		// of them early.
+		return tm.maxTokens
 	}
-	scale = min(scale, int(*requestTimeout/(2*max(tm.end, time.Millisecond))))
+	// Late, then event by event: ask for a longer stream, as long as it fits well in
+	// -request-timeout. A busy machine may have stalled this one's start, and a large
+	// model's prefill on CPU may be long against this generation; a longer generation
+	// shrinks both shares. A replay is late at any length.
+	scale := min(4, int(*requestTimeout/(2*max(tm.end, time.Millisecond))))
 	if scale < 2 {
 		return 0
 	}
