@@ -206,6 +206,10 @@ func start(ctx context.Context, opts Options, llama string) (_ *Instance, err er
 	if err != nil {
 		return nil, fmt.Errorf("reference appliance: the engine's context: %w", err)
 	}
+	threads, err := setting(in.Files.EngineEnv, "LOCALAI_THREADS")
+	if err != nil {
+		return nil, fmt.Errorf("reference appliance: the engine's threads: %w", err)
+	}
 	in.Files.Engine = []string{
 		"--model", in.Files.Model,
 		"--alias", opts.Model,
@@ -213,7 +217,7 @@ func start(ctx context.Context, opts Options, llama string) (_ *Instance, err er
 		"--api-key-file", in.Files.EngineKey,
 		// The context configure rendered for the engine, whole for each request as on the
 		// appliance (LocalAI gives its one model the whole context_size); two slots share it.
-		"--ctx-size", ctxSize, "--parallel", "2", "--kv-unified",
+		"--ctx-size", ctxSize, "--parallel", "2", "--kv-unified", "--threads", threads,
 		// The random-weight model never samples its end of sequence: a request without
 		// max_tokens (Cline sends none) ends after this many tokens, as a real model's answer ends.
 		"--n-predict", strconv.Itoa(DefaultAnswerTokens),
@@ -280,6 +284,9 @@ func (in *Instance) configureAppliance(ctx context.Context, opts Options, engine
 		"SLM_ENGINE_ADDR=" + in.Files.Upstream,
 		"SLM_ENGINE_HEALTH_PATH=" + healthPath,
 		"SLM_ADDRESSES=" + opts.Address + " localhost",
+		// One engine thread: instances run side by side on a few shared cores, where
+		// ggml's threads, spinning while they wait for each other, slow generation tenfold.
+		"ONEAPP_COPILOT_THREADS=1",
 		"MODEL_ID=" + opts.Model, // the name LocalAI lists, from the model YAML configure writes
 	}, opts.Context...)
 	env = append(env, "ONEAPP_COPILOT_PASSWORD="+in.Password)
