@@ -331,6 +331,12 @@ func testContextWindow(t *testing.T, task *clineStream) {
 				expected, *contextSizeFlag, 2*bound, clineSizedTokens, bound)
 		case s.err != nil:
 			assert.Fail(t, "no answer", "a prompt of ~%d tokens (over -context-size %d): %s", expected, *contextSizeFlag, target.Redact(s.err.Error()))
+		case s.status == http.StatusOK && s.errorEvent() != "":
+			// LocalAI v4.9 answers so (core/http/endpoints/openai/chat.go). Cline v3.89.2 compacts
+			// its history only on a 400 naming tokens or the context length
+			// (apps/vscode/src/core/context/context-management/context-error-handling.ts).
+			assert.Fail(t, "error inside a 200", "a prompt of ~%d tokens (over -context-size %d) was answered 200 with the error in the stream (%s): Cline recognises a context overflow only as a 400 naming tokens or the context length, so it cannot compact its history; it must be refused with a 4xx JSON error",
+				expected, *contextSizeFlag, target.Redact(truncate(s.errorEvent(), 200)))
 		case s.status == http.StatusOK:
 			u := s.usage()
 			count := "no usage"
@@ -553,6 +559,19 @@ func carriesToken(data string) bool {
 }
 
 func (s *clineStream) wall() time.Duration { return s.end.Sub(s.sent) }
+
+// errorEvent is the first event of the stream that carries an "error" object, or "".
+func (s *clineStream) errorEvent() string {
+	for _, e := range s.events {
+		var frame struct {
+			Error json.RawMessage `json:"error"`
+		}
+		if json.Unmarshal([]byte(e), &frame) == nil && len(frame.Error) > 0 && string(frame.Error) != "null" {
+			return e
+		}
+	}
+	return ""
+}
 
 // outcome says in a few words what came back, for failure messages.
 func (s *clineStream) outcome() string {

@@ -108,13 +108,39 @@ func TestEngineFaultsExist(t *testing.T) {
 	}
 }
 
+// localAIDefects are the checks the appliance's real engine fails, read from LocalAI
+// v4.9.0's source, with the reason each must give: the suite reports them on every real
+// appliance until the appliance works around them.
+var localAIDefects = map[string]string{
+	// core/http/endpoints/openai/chat.go: an over-context prompt is a 200 stream whose last
+	// event is an error, which Cline does not take for a context overflow.
+	"TestClineRequest/context_window/prompt_over_context_refused": "was answered 200 with the error in the stream",
+}
+
 // TestCorrectLocalAIApplianceAlwaysPasses: the whole suite passes against the reference
 // appliance with the engine the appliance runs (LocalAI v4.9.0's personality), as a user
-// runs it and verifying the chain with -ca-cert. Repetition against flakes is
-// TestCorrectApplianceAlwaysPasses' (LocalAI's one slot makes each run minutes long).
+// runs it and verifying the chain with -ca-cert, except localAIDefects, which must fail
+// for their reason. Repetition against flakes is TestCorrectApplianceAlwaysPasses'
+// (LocalAI's one slot makes each run minutes long).
 func TestCorrectLocalAIApplianceAlwaysPasses(t *testing.T) {
 	t.Parallel()
 	in := startInstance(t, reference.Options{Engine: reference.EngineLocalAI})
-	passedEveryTime(t, dropUnjudgeable(t, runSuite(t, in)), 1)
-	passedEveryTime(t, runSuite(t, in, "-ca-cert", in.CACert), 1)
+	passedEveryTime(t, dropDefects(t, dropUnjudgeable(t, runSuite(t, in))), 1)
+	passedEveryTime(t, dropDefects(t, runSuite(t, in, "-ca-cert", in.CACert)), 1)
+}
+
+// dropDefects requires each of localAIDefects to have failed with its reason, then leaves
+// it and the tests above it out of run's results.
+func dropDefects(t *testing.T, run *suiteRun) *suiteRun {
+	t.Helper()
+	for name, reason := range localAIDefects {
+		assert.Equal(t, []string{"fail"}, run.results[name], "%s: LocalAI v4.9 fails it; if it passes now, the personality or the check changed\n%s", name, run.output[name])
+		assert.Contains(t, run.output[name], reason, "%s failed, but not for LocalAI's known reason", name)
+		for test := range run.results {
+			if test == name || isAncestor(test, name) {
+				delete(run.results, test)
+			}
+		}
+	}
+	return run
 }
