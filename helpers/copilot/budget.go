@@ -11,7 +11,7 @@ import (
 // ModelCalls is the most requests one run of the acceptance suite sends that make the model
 // work (chat, completion and embedding requests the front door lets through). The suite
 // counts them as it runs and fails when it sends more, so the timeout below stays true.
-const ModelCalls = 48
+const ModelCalls = 30
 
 // SuiteOverhead covers everything in a run that is not a model call: TLS handshakes,
 // refusals, health probes, the 50 MB upload.
