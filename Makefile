@@ -62,7 +62,7 @@ oned-sim: ## run the oned SIMULATOR on 127.0.0.1:2633 until Ctrl-C (try deploy m
 	go run ./fixtures/oned -listen 127.0.0.1:2633
 
 test: deps lint ## run the project's tests: every check, and proof that each one can fail
-	go test -count=1 -timeout 25m ./...
+	go test -count=1 -timeout 45m ./...
 
 # Every tracked file that starts with a bash shebang, whatever its name.
 SHELL_SCRIPTS = $$(git ls-files | xargs grep -lE '^\#!/usr/bin/env bash|^\#!/bin/bash' 2>/dev/null)
