@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,6 +44,24 @@ func init() {
 
 // contextFlag collects repeated KEY=VALUE flags.
 type contextFlag map[string]string
+
+// contextSizeFromDeploy makes the context the run gave the VM
+// (-one.context=ONEAPP_COPILOT_CONTEXT_SIZE=N) the one the checks hold it to, unless
+// -context-size says otherwise.
+func contextSizeFromDeploy() error {
+	v, ok := oneContext["ONEAPP_COPILOT_CONTEXT_SIZE"]
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "context-size" })
+	if !ok || explicit {
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return fmt.Errorf("-one.context ONEAPP_COPILOT_CONTEXT_SIZE=%q: not a number of tokens", v)
+	}
+	*contextSizeFlag = n
+	return nil
+}
 
 func (c contextFlag) String() string {
 	keys := make([]string, 0, len(c))

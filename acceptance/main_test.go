@@ -72,6 +72,10 @@ func run(m *testing.M) (code int) {
 			}
 		}()
 		endpoint, password = r.d.Endpoint(), r.d.Password
+		if err := contextSizeFromDeploy(); err != nil {
+			fmt.Fprintln(os.Stderr, "acceptance:", err)
+			return 2
+		}
 	case endpoint == "":
 		in, err := startReference()
 		if err != nil {

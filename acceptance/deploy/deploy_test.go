@@ -233,7 +233,7 @@ func checks(t *testing.T) []string {
 func TestLifecycle(t *testing.T) {
 	t.Parallel()
 	s := startSim(t, simulator.Options{})
-	r := runSuite(t, deployArgs(t, s, "-one.context=ONEAPP_COPILOT_CONTEXT_SIZE=8192")...)
+	r := runSuite(t, deployArgs(t, s, "-one.context=ONEAPP_COPILOT_CONTEXT_SIZE=16384")...)
 	require.Equal(t, 0, r.code, "deploy, certify and teardown through the simulator must pass:\n%s", r.output)
 	results := r.results()
 	for _, name := range checks(t) {
