@@ -34,7 +34,8 @@ var (
 	oneUnreachable  = flag.Duration("one.unreachable", 2*time.Minute, "deploy mode: how long oned may be unreachable before the run gives up")
 	onePoll         = flag.Duration("one.poll", 2*time.Second, "deploy mode: interval between reads of the image's and VM's state")
 	oneKeep         = flag.Bool("one.keep", false, "deploy mode: leave the VM, template and image, and print how to reach and remove them")
-	oneClean        = flag.Bool("one.clean", false, "remove every object earlier runs left (named "+one.NamePrefix+"*) and exit; `make one-clean`")
+	oneClean        = flag.Bool("one.clean", false, "remove your objects earlier runs left (named "+one.NamePrefix+"*, older than -one.clean-age) and exit; `make one-clean`")
+	oneCleanAge     = flag.Duration("one.clean-age", one.DefaultCleanAge, "-one.clean: skip objects younger than this (a run in progress); 0 removes all")
 	oneContext      = contextFlag{}
 )
 
@@ -115,11 +116,15 @@ func cleanOne() int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	if err := c.Clean(ctx); err != nil {
+	if err := c.Clean(ctx, *oneCleanAge); err != nil {
 		fmt.Fprintln(os.Stderr, "acceptance:", err)
 		return 1
 	}
-	logOne("nothing named %s* is left", one.NamePrefix)
+	if *oneCleanAge > 0 {
+		logOne("nothing of yours named %s* older than %s is left", one.NamePrefix, *oneCleanAge)
+	} else {
+		logOne("nothing of yours named %s* is left", one.NamePrefix)
+	}
 	return 0
 }
 

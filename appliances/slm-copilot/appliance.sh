@@ -723,9 +723,19 @@ try_letsencrypt() {
     fi
 }
 
+# published_endpoint prints endpoint in a form OneGate stores intact: its escape_attr
+# (src/onegate/onegate-server.rb) rewrites '[' and ']', which breaks an IPv6 literal's
+# brackets, so they go percent-encoded (https://%5B2001:db8::1%5D).
+published_endpoint() {
+    local url
+    url="$(endpoint)"
+    url="${url//\[/%5B}"
+    printf '%s' "${url//\]/%5D}"
+}
+
 publish_endpoint() {
     if command -v onegate >/dev/null && [[ -n "${ONEGATE_ENDPOINT:-}" ]]; then
-        onegate vm update --data "ONEAPP_COPILOT_API_ENDPOINT=$(endpoint)" ||
+        onegate vm update --data "ONEAPP_COPILOT_API_ENDPOINT=$(published_endpoint)" ||
             log warning "bootstrap: could not publish the endpoint through OneGate"
     else
         log info "bootstrap: OneGate not available (TOKEN=YES in the context enables it); endpoint not published"

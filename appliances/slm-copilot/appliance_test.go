@@ -21,6 +21,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/slm-copilot/slm-copilot/fixtures/oned/simulator"
+	"github.com/slm-copilot/slm-copilot/helpers/one"
 	"github.com/slm-copilot/slm-copilot/helpers/reference"
 )
 
@@ -251,26 +253,57 @@ func parseCert(t *testing.T, pemText string) *x509.Certificate {
 	return c
 }
 
-// TestBootstrapPublishesEndpoint: bootstrap publishes the endpoint through OneGate, as the
-// deploy suite reads it from the VM's user template.
+// TestBootstrapPublishesEndpoint: bootstrap publishes the endpoint through OneGate in a form
+// OneGate stores intact (its escaping, simulator.OneGateUpdate, breaks bracketed IPv6), and
+// the deploy suite reads it back (one.PublishedEndpoint).
 func TestBootstrapPublishesEndpoint(t *testing.T) {
 	t.Parallel()
-	s := newSandbox(t)
-	out, err := s.configure(t, "ONEAPP_COPILOT_DOMAIN=copilot.example.com")
-	require.NoError(t, err, out)
-	bin := t.TempDir()
-	record := filepath.Join(bin, "args")
-	require.NoError(t, os.WriteFile(filepath.Join(bin, "onegate"), []byte("#!/bin/sh\nprintf '%s\\n' \"$@\" > "+record+"\n"), 0o755))
-	out, err = stage(t, s.root, "publish_endpoint", []string{
-		"PATH=" + bin + ":" + os.Getenv("PATH"), "ONEGATE_ENDPOINT=http://onegate.invalid:5030",
-		"SLM_ADDRESSES=10.0.0.5", "ONEAPP_COPILOT_DOMAIN=copilot.example.com",
-	})
-	require.NoError(t, err, out)
-	assert.Equal(t, "vm\nupdate\n--data\nONEAPP_COPILOT_API_ENDPOINT=https://copilot.example.com\n", readFile(t, record))
+	tests := []struct {
+		name, addresses, domain string
+		data, endpoint          string
+	}{
+		{"domain", "10.0.0.5", "copilot.example.com", "https://copilot.example.com", "https://copilot.example.com"},
+		{"ipv4", "10.0.0.5", "", "https://10.0.0.5", "https://10.0.0.5"},
+		{"ipv6", "2001:db8::5", "", "https://%5B2001:db8::5%5D", "https://[2001:db8::5]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newSandbox(t)
+			env := []string{"SLM_ADDRESSES=" + tt.addresses}
+			if tt.domain != "" {
+				env = append(env, "ONEAPP_COPILOT_DOMAIN="+tt.domain)
+			}
+			out, err := s.configure(t, env...)
+			require.NoError(t, err, out)
+			bin := t.TempDir()
+			record := filepath.Join(bin, "args")
+			require.NoError(t, os.WriteFile(filepath.Join(bin, "onegate"), []byte("#!/bin/sh\nprintf '%s\\n' \"$@\" > "+record+"\n"), 0o755))
+			out, err = stage(t, s.root, "publish_endpoint", append(env,
+				"PATH="+bin+":"+os.Getenv("PATH"), "ONEGATE_ENDPOINT=http://onegate.invalid:5030"))
+			require.NoError(t, err, out)
+			args := strings.Split(strings.TrimSuffix(readFile(t, record), "\n"), "\n")
+			require.Equal(t, []string{"vm", "update", "--data", one.EndpointKey + "=" + tt.data}, args)
 
-	out, err = stage(t, s.root, "publish_endpoint", []string{"SLM_ADDRESSES=10.0.0.5"})
+			stored, err := simulator.OneGateUpdate(args[3])
+			require.NoError(t, err, "OneGate must store what the appliance publishes")
+			endpoint, err := one.PublishedEndpoint(stored[one.EndpointKey])
+			require.NoError(t, err)
+			assert.Equal(t, tt.endpoint, endpoint, "the deploy suite reads back the endpoint")
+		})
+	}
+
+	s := newSandbox(t)
+	out, err := stage(t, s.root, "publish_endpoint", []string{"SLM_ADDRESSES=10.0.0.5"})
 	require.NoError(t, err, "without OneGate, bootstrap goes on: %s", out)
 	assert.Contains(t, out, "OneGate not available")
+}
+
+// A bracketed IPv6 URL is what OneGate breaks: the form above exists for a reason.
+func TestOneGateBreaksBracketedIPv6(t *testing.T) {
+	t.Parallel()
+	_, err := simulator.OneGateUpdate(one.EndpointKey + "=https://[2001:db8::5]")
+	assert.Error(t, err)
 }
 
 // modelConfigV490 is LocalAI v4.9.0's model config schema for the mappings the appliance writes:

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,7 +17,9 @@ import (
 
 	dyn "github.com/OpenNebula/one/src/oca/go/src/goca/dynamic"
 	"github.com/OpenNebula/one/src/oca/go/src/goca/schemas/image"
+	"github.com/OpenNebula/one/src/oca/go/src/goca/schemas/shared"
 	"github.com/OpenNebula/one/src/oca/go/src/goca/schemas/vm"
+	"github.com/OpenNebula/one/src/oca/go/src/goca/schemas/vm/keys"
 )
 
 // NamePrefix starts the name of every object a run creates, so teardown and Clean can
@@ -67,7 +70,7 @@ type Deployment struct {
 	templateID   int
 	vmID         int
 	endpoint     string
-	lastState    string // last VM state logged
+	lastState    string // last VM state and detail logged
 	allocated    bool   // an allocation was sent: teardown must look
 }
 
@@ -164,8 +167,9 @@ func (cfg *Config) defaults() {
 
 // named is an object as oned lists it.
 type named struct {
-	id   int
-	name string
+	id      int
+	name    string
+	created time.Time // REGTIME or STIME; zero where oned has none (datastores, networks)
 }
 
 // lister reads one of oned's pools.
@@ -206,7 +210,7 @@ func (c *Client) imageDatastores(ctx context.Context) ([]named, error) {
 	var objs []named
 	for _, ds := range pool.Datastores {
 		if ds.Type == "0" { // IMAGE_DS
-			objs = append(objs, named{ds.ID, ds.Name})
+			objs = append(objs, named{id: ds.ID, name: ds.Name})
 		}
 	}
 	return objs, nil
@@ -219,7 +223,7 @@ func (c *Client) networks(ctx context.Context) ([]named, error) {
 	}
 	var objs []named
 	for _, n := range pool.VirtualNetworks {
-		objs = append(objs, named{n.ID, n.Name})
+		objs = append(objs, named{id: n.ID, name: n.Name})
 	}
 	return objs, nil
 }
@@ -359,6 +363,13 @@ func (c *Client) instantiate(ctx context.Context, d *Deployment) error {
 		id, err = c.ctrl.Template(templateID).InstantiateContext(ctx, d.RunID+"-vm", false, "", false)
 		return err
 	})
+	if err != nil && strings.Contains(err.Error(), "onegate endpoint was not defined") {
+		// oned refuses TOKEN=YES without ONEGATE_ENDPOINT in oned.conf
+		// (VirtualMachine::generate_token_context, src/vm/VirtualMachineContext.cc).
+		return fmt.Errorf("%w; the appliance reports READY=YES and its endpoint through OneGate (CONTEXT TOKEN=YES): "+
+			"set ONEGATE_ENDPOINT = \"http://FRONTEND:5030\" in /etc/one/oned.conf (an address the VMs' network reaches), "+
+			"restart opennebula and start opennebula-gate", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -374,6 +385,8 @@ type vmStatus struct {
 	state, lcm   int
 	name         string // STATE or STATE/LCM_STATE
 	err          string // USER_TEMPLATE/ERROR
+	sched        string // USER_TEMPLATE/SCHED_MESSAGE: why the scheduler has not placed it
+	onegate      string // CONTEXT/ONEGATE_ENDPOINT, where the appliance reports to
 	ready        bool
 	endpoint, ip string
 }
@@ -389,16 +402,47 @@ func (c *Client) vmStatus(ctx context.Context, id int) (vmStatus, error) {
 	}
 	s := vmStatus{state: v.StateRaw, lcm: v.LCMStateRaw, name: stateName(v.StateRaw, v.LCMStateRaw)}
 	s.err, _ = v.UserTemplate.GetStr("ERROR")
+	s.sched, _ = v.UserTemplate.GetStr("SCHED_MESSAGE")
+	s.onegate, _ = v.Template.GetCtx("ONEGATE_ENDPOINT")
 	ready, _ := v.UserTemplate.GetStr("READY")
 	s.ready = strings.EqualFold(ready, "YES")
 	s.endpoint, _ = v.UserTemplate.GetStr(EndpointKey)
-	if nics := v.Template.GetNICs(); len(nics) > 0 {
-		s.ip, _ = nics[0].Get("IP")
-	}
-	if s.ip == "" {
-		s.ip, _ = v.Template.GetCtx("ETH0_IP")
-	}
+	s.ip = nicAddress(v)
 	return s, nil
+}
+
+// nicAddress is the first NIC's address: IPv4, else its IPv6 (global, then the others),
+// else what the CONTEXT says.
+func nicAddress(v *vm.VM) string {
+	if nics := v.Template.GetNICs(); len(nics) > 0 {
+		for _, k := range []string{"IP", "IP6_GLOBAL", "IP6", "IP6_ULA"} {
+			if a, _ := nics[0].Get(shared.NICKeys(k)); a != "" {
+				return a
+			}
+		}
+	}
+	for _, k := range []string{"ETH0_IP", "ETH0_IP6"} {
+		if a, _ := v.Template.GetCtx(keys.Context(k)); a != "" {
+			return a
+		}
+	}
+	return ""
+}
+
+// PublishedEndpoint reads the ONEAPP_COPILOT_API_ENDPOINT the appliance published. OneGate
+// rewrites '[' and ']' in values (escape_attr, src/onegate/onegate-server.rb), breaking a
+// bracketed IPv6 URL, so the appliance publishes the brackets percent-encoded
+// (https://%5B2001:db8::1%5D); they are decoded here.
+func PublishedEndpoint(published string) (string, error) {
+	if published == "" {
+		return "", fmt.Errorf("published no %s", EndpointKey)
+	}
+	s := strings.NewReplacer("%5B", "[", "%5b", "[", "%5D", "]", "%5d", "]").Replace(published)
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "https" || u.Hostname() == "" || (u.Path != "" && u.Path != "/") {
+		return "", fmt.Errorf("published %s=%q, not an https://HOST[:PORT] URL", EndpointKey, published)
+	}
+	return "https://" + u.Host, nil
 }
 
 // stateName is STATE, or STATE/LCM_STATE while ACTIVE; numbers goca does not name stay
@@ -418,51 +462,104 @@ func stateName(state, lcm int) string {
 	return s + "/" + l
 }
 
-// failed tells why a VM can no longer come up, or "".
+// failed tells why a VM can no longer come up, or "". USER_TEMPLATE/ERROR alone is
+// not a failure: OpenNebula 7.0's scheduler writes it on a PENDING VM when one placement
+// attempt fails and plans the VM again, and nothing clears it (src/schedm/PlanManager.cc).
 func (s vmStatus) failed() string {
+	var why string
 	switch {
-	case s.err != "":
-		return fmt.Sprintf("VM is %s with USER_TEMPLATE/ERROR: %s", s.name, s.err)
-	case strings.HasSuffix(s.name, "_FAILURE"):
-		return fmt.Sprintf("VM entered %s", s.name)
+	case strings.HasSuffix(s.name, "_FAILURE"): // incl. CLONING_FAILURE
+		why = fmt.Sprintf("VM entered %s", s.name)
+	case vm.State(s.state) == vm.Hold:
+		why = "VM is on HOLD, which this run never asks for (someone ran onevm hold?)"
+	case vm.State(s.state) == vm.Done, vm.State(s.state) == vm.Poweroff, vm.State(s.state) == vm.Undeployed,
+		vm.State(s.state) == vm.Stopped, vm.State(s.state) == vm.Suspended:
+		why = fmt.Sprintf("VM left the boot path: it is %s", s.name)
+	default:
+		return ""
 	}
-	switch vm.State(s.state) {
-	case vm.Done, vm.Poweroff, vm.Undeployed, vm.Stopped, vm.Suspended, vm.CloningFailure:
-		return fmt.Sprintf("VM left the boot path: it is %s", s.name)
+	if s.err != "" {
+		why = fmt.Sprintf("VM is %s with USER_TEMPLATE/ERROR: %s", s.name, s.err)
 	}
-	return ""
+	return why
+}
+
+// detail is what the scheduler and oned say about a VM still on its way, for progress.
+func (s vmStatus) detail() string {
+	var parts []string
+	if s.sched != "" {
+		parts = append(parts, "scheduler: "+s.sched)
+	}
+	if s.err != "" {
+		parts = append(parts, "ERROR (oned retries; not fatal by itself): "+s.err)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // waitRunning follows PENDING -> PROLOG -> BOOT -> RUNNING with a line per state.
 func (c *Client) waitRunning(ctx context.Context, d *Deployment, timeout time.Duration) error {
 	_, _, id := d.IDs()
-	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("VM %d not RUNNING within %s (-one.boot-timeout); look at onevm show %d (a PENDING VM means no host has %s free)", id, timeout, id, "the VCPU and memory asked"))
+	var last vmStatus
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errFunc(func() string {
+		msg := fmt.Sprintf("VM %d not RUNNING within %s (-one.boot-timeout): it is %s; look at onevm show %d", id, timeout, last.name, id)
+		if vm.State(last.state) == vm.Pending {
+			msg += fmt.Sprintf(" (PENDING: no host took it; the VM asks for the VCPU and memory of -one.vcpu and -one.memory%s)", orNone("; scheduler: ", last.sched))
+		}
+		return msg
+	}))
 	defer cancel()
 	return c.follow(ctx, d, id, func(s vmStatus) bool {
+		last = s
 		return vm.State(s.state) == vm.Active && vm.LCMState(s.lcm) == vm.Running
 	})
+}
+
+// errFunc is an error whose text is made when it is read: a timeout's cause that names
+// the last state seen.
+type errFunc func() string
+
+func (f errFunc) Error() string { return f() }
+
+func onegateText(endpoint string) string {
+	if endpoint == "" {
+		return "the VM's CONTEXT has no ONEGATE_ENDPOINT"
+	}
+	return "CONTEXT/ONEGATE_ENDPOINT " + endpoint
+}
+
+// orNone is prefix+s, or "" when s is empty.
+func orNone(prefix, s string) string {
+	if s == "" {
+		return ""
+	}
+	return prefix + s
 }
 
 // waitReady waits for READY=YES, which one-apps reports after the appliance's bootstrap
 // succeeded (the model loaded and answered).
 func (c *Client) waitReady(ctx context.Context, d *Deployment, timeout time.Duration) error {
 	_, _, id := d.IDs()
-	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf(
-		"VM %d is RUNNING but did not report READY=YES within %s (-one.ready-timeout); on the VM look at /var/log/one-appliance/ and journalctl -u local-ai (enough RAM for the model?)", id, timeout))
+	var last vmStatus
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errFunc(func() string {
+		return fmt.Sprintf("VM %d is RUNNING but did not report READY=YES within %s (-one.ready-timeout). "+
+			"The appliance reports READY=YES through OneGate once its bootstrap succeeded: check that OneGate (%s) is reachable "+
+			"from the VM's network (on the VM: onegate vm show), then the appliance's report and log (/etc/one-appliance/config, "+
+			"/var/log/one-appliance/, journalctl -u local-ai)", id, timeout, onegateText(last.onegate))
+	}))
 	defer cancel()
 	c.log("vm %d: waiting up to %s for the appliance to report READY=YES", id, timeout)
-	var last vmStatus
 	err := c.follow(ctx, d, id, func(s vmStatus) bool { last = s; return s.ready })
 	if err != nil {
 		return err
 	}
-	endpoint := last.endpoint
-	if endpoint == "" {
+	endpoint, err := PublishedEndpoint(last.endpoint)
+	if err != nil {
 		if last.ip == "" {
-			return fmt.Errorf("VM %d is READY but published no %s and has no NIC IP", id, EndpointKey)
+			return fmt.Errorf("VM %d is READY but %s and has no NIC address", id, err)
 		}
-		endpoint = "https://" + last.ip
-		c.log("vm %d: no %s published; using the NIC address %s", id, EndpointKey, endpoint)
+		endpoint = "https://" + net.JoinHostPort(last.ip, "443")
+		endpoint = strings.TrimSuffix(endpoint, ":443")
+		c.log("vm %d: %s; using the NIC address: %s", id, err, endpoint)
 	}
 	d.mu.Lock()
 	d.endpoint = endpoint
@@ -479,12 +576,13 @@ func (c *Client) follow(ctx context.Context, d *Deployment, id int, done func(vm
 		if err != nil {
 			return err
 		}
+		key := s.name + "\n" + s.detail()
 		d.mu.Lock()
-		changed := s.name != d.lastState
-		d.lastState = s.name
+		changed := key != d.lastState
+		d.lastState = key
 		d.mu.Unlock()
 		if changed {
-			c.log("vm %d: %s (%s)", id, s.name, time.Since(began).Round(time.Second))
+			c.log("vm %d: %s (%s)%s", id, s.name, time.Since(began).Round(time.Second), orNone(": ", s.detail()))
 		}
 		if why := s.failed(); why != "" {
 			return fmt.Errorf("VM %d failed: %s; look at onevm show %d and the front-end's /var/log/one/%d.log", id, why, id, id)

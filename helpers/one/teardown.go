@@ -8,6 +8,7 @@ import (
 	"time"
 
 	goerrs "github.com/OpenNebula/one/src/oca/go/src/goca/errors"
+	"github.com/OpenNebula/one/src/oca/go/src/goca/parameters"
 	"github.com/OpenNebula/one/src/oca/go/src/goca/schemas/vm"
 )
 
@@ -27,7 +28,7 @@ func (c *Client) Teardown(ctx context.Context, d *Deployment) error {
 	if !created {
 		imageID = -1
 	}
-	return c.patient().remove(ctx, d.RunID+"-", vmID, templateID, imageID)
+	return c.patient().remove(ctx, d.RunID+"-", 0, vmID, templateID, imageID)
 }
 
 // patient is c for removals: giving up early on an unreachable oned would leave the
@@ -40,29 +41,43 @@ func (c *Client) patient() *Client {
 
 const teardownPatience = 5 * time.Minute
 
-// Clean removes every object whose name starts with NamePrefix: what earlier runs
-// could not remove (a killed process, an unreachable front-end). It is `make one-clean`.
-func (c *Client) Clean(ctx context.Context) error {
-	return c.patient().remove(ctx, NamePrefix, -1, -1, -1)
+// DefaultCleanAge is how old an object must be for Clean to remove it: a deploy run in
+// progress (a nightly one takes up to a few hours) is never touched.
+const DefaultCleanAge = 6 * time.Hour
+
+// Clean removes the caller's objects whose name starts with NamePrefix and that are at
+// least minAge old: what earlier runs could not remove (a killed process, an unreachable
+// front-end). It is `make one-clean`.
+func (c *Client) Clean(ctx context.Context, minAge time.Duration) error {
+	return c.patient().remove(ctx, NamePrefix, minAge, -1, -1, -1)
 }
 
-// remove deletes VMs, templates and images named prefix* plus the given ids (-1: none).
-func (c *Client) remove(ctx context.Context, prefix string, vmID, templateID, imageID int) error {
+// remove deletes the caller's VMs, templates and images named prefix* and at least
+// minAge old, plus the given ids (-1: none).
+func (c *Client) remove(ctx context.Context, prefix string, minAge time.Duration, vmID, templateID, imageID int) error {
 	var left []string
-	vms, err := c.matching(ctx, "VMs", prefix, vmID, c.liveVMs)
+	match := func(what string, id int, l lister) ([]int, error) {
+		return c.matching(ctx, what, prefix, minAge, id, l)
+	}
+	vms, err := match("VMs", vmID, c.liveVMs)
 	if err != nil {
 		return c.leftover(prefix, []string{fmt.Sprintf("VMs named %s* (listing failed: %v)", prefix, err)})
 	}
 	for _, id := range vms {
 		if err := c.terminate(ctx, id); err != nil {
-			left = append(left, fmt.Sprintf("VM %d (%v): onevm terminate --hard %d", id, err, id))
+			cmd := fmt.Sprintf("onevm terminate --hard %d", id)
+			var stuck *stuckVM
+			if errors.As(err, &stuck) {
+				cmd = stuck.removeCommand()
+			}
+			left = append(left, fmt.Sprintf("VM %d (%v): %s", id, err, cmd))
 		}
 	}
-	templates, err := c.matching(ctx, "templates", prefix, templateID, c.templates)
+	templates, err := match("templates", templateID, c.templates)
 	if err != nil {
 		return c.leftover(prefix, append(left, fmt.Sprintf("templates and images named %s* (listing failed: %v)", prefix, err)))
 	}
-	images, err := c.matching(ctx, "images", prefix, imageID, c.images)
+	images, err := match("images", imageID, c.images)
 	if err != nil {
 		return c.leftover(prefix, append(left, fmt.Sprintf("images named %s* (listing failed: %v)", prefix, err)))
 	}
@@ -92,74 +107,78 @@ func (c *Client) leftover(prefix string, left []string) error {
 		c.Endpoint, strings.Join(left, "\n  "))
 }
 
-// matching are the ids of objects named prefix*, plus id if listed.
-func (c *Client) matching(ctx context.Context, what, prefix string, id int, l lister) ([]int, error) {
+// matching are the ids of objects named prefix* and at least minAge old, plus id if
+// listed. Younger ones are named in the log, so a skipped leftover is not a mystery.
+func (c *Client) matching(ctx context.Context, what, prefix string, minAge time.Duration, id int, l lister) ([]int, error) {
 	objs, err := c.list(ctx, what, l)
 	if err != nil {
 		return nil, err
 	}
 	var ids []int
 	for _, o := range objs {
-		if strings.HasPrefix(o.name, prefix) || o.id == id {
-			ids = append(ids, o.id)
+		switch {
+		case o.id == id:
+		case !strings.HasPrefix(o.name, prefix):
+			continue
+		case minAge > 0 && time.Since(o.created) < minAge:
+			c.log("skipped %s %d %q: created %s ago, younger than %s (a run in progress?)",
+				strings.TrimSuffix(what, "s"), o.id, o.name, time.Since(o.created).Round(time.Minute), minAge)
+			continue
 		}
+		ids = append(ids, o.id)
 	}
 	return ids, nil
 }
 
-// liveVMs lists the VMs not DONE.
+// The listers below ask for the caller's own objects only (goca's PoolWhoMine): on a
+// shared cloud, the objects of another user that happen to share the prefix (or a
+// oneadmin's view of everyone's) are never touched. goca's default is PoolWhoAll.
+
+// liveVMs lists the caller's VMs not DONE.
 func (c *Client) liveVMs(ctx context.Context) ([]named, error) {
-	pool, err := c.ctrl.VMs().InfoContext(ctx)
+	pool, err := c.ctrl.VMs().InfoContext(ctx, parameters.PoolWhoMine, -1, -1, -1)
 	if err != nil {
 		return nil, err
 	}
 	var objs []named
 	for _, v := range pool.VMs {
-		objs = append(objs, named{v.ID, v.Name})
+		objs = append(objs, named{v.ID, v.Name, time.Unix(int64(v.STime), 0)})
 	}
 	return objs, nil
 }
 
 func (c *Client) templates(ctx context.Context) ([]named, error) {
-	pool, err := c.ctrl.Templates().InfoContext(ctx)
+	pool, err := c.ctrl.Templates().InfoContext(ctx, parameters.PoolWhoMine)
 	if err != nil {
 		return nil, err
 	}
 	var objs []named
 	for _, t := range pool.Templates {
-		objs = append(objs, named{t.ID, t.Name})
+		objs = append(objs, named{t.ID, t.Name, time.Unix(int64(t.RegTime), 0)})
 	}
 	return objs, nil
 }
 
 func (c *Client) images(ctx context.Context) ([]named, error) {
-	pool, err := c.ctrl.Images().InfoContext(ctx)
+	pool, err := c.ctrl.Images().InfoContext(ctx, parameters.PoolWhoMine)
 	if err != nil {
 		return nil, err
 	}
 	var objs []named
 	for _, img := range pool.Images {
-		objs = append(objs, named{img.ID, img.Name})
+		objs = append(objs, named{img.ID, img.Name, time.Unix(int64(img.RegTime), 0)})
 	}
 	return objs, nil
 }
 
-// terminate terminate-hards VM id and waits until it is DONE (or gone).
+// terminate ends VM id and waits until it is DONE (or gone). oned takes terminate-hard
+// only in some states (DispatchManager::terminate, src/dm/DispatchManagerActions.cc in
+// OpenNebula 6.10 and 7.0): RUNNING, UNKNOWN, any *_FAILURE, SHUTDOWN, and every state
+// outside ACTIVE; in PROLOG, BOOT, EPILOG and the other transitions it answers "wrong
+// state". So the action is sent whenever the VM is in a state that takes it (again after
+// a state change, e.g. RUNNING -> EPILOG_FAILURE), and the VM is read until DONE.
 func (c *Client) terminate(ctx context.Context, id int) error {
-	err := c.read(ctx, fmt.Sprintf("terminate VM %d", id), func(ctx context.Context) error {
-		return c.ctrl.VM(id).TerminateHardContext(ctx)
-	})
-	var re *goerrs.ResponseError
-	switch {
-	case err == nil:
-		c.log("teardown: terminate-hard VM %d", id)
-	case isNoExists(err):
-		return nil
-	case errors.As(err, &re) && re.Code == goerrs.OneActionError:
-		// Already on its way out (EPILOG) or DONE: wait below.
-	default:
-		return err
-	}
+	var sent terminateSend
 	for {
 		s, err := c.vmStatus(ctx, id)
 		if isNoExists(err) {
@@ -172,10 +191,99 @@ func (c *Client) terminate(ctx context.Context, id int) error {
 			c.log("teardown: VM %d DONE", id)
 			return nil
 		}
+		if sent.due(s, time.Now()) {
+			if err := c.terminateHard(ctx, id, s); err != nil {
+				return err
+			}
+			sent = terminateSend{state: s.name, at: time.Now()}
+		}
 		if err := sleep(ctx, c.Poll); err != nil {
-			return fmt.Errorf("VM %d still %s: %w", id, s.name, err)
+			return &stuckVM{id: id, state: s.name, err: err}
 		}
 	}
+}
+
+// terminateSend is the last terminate-hard teardown sent to a VM.
+type terminateSend struct {
+	state string
+	at    time.Time
+}
+
+// resendAfter is how long a VM may stay in a state that took terminate-hard before the
+// action is sent again (a frozen shutdown is overridden that way in oned).
+const resendAfter = time.Minute
+
+// due tells whether terminate-hard should be sent now to a VM in state s.
+func (t terminateSend) due(s vmStatus, now time.Time) bool {
+	if !terminable(s) {
+		return false
+	}
+	switch {
+	case t.at.IsZero():
+		return true
+	case s.name != t.state && vm.LCMState(s.lcm) != vm.Shutdown:
+		return true // e.g. RUNNING took it, then the epilog failed: EPILOG_FAILURE takes it again
+	default:
+		return now.Sub(t.at) > resendAfter
+	}
+}
+
+// terminable tells whether oned accepts terminate-hard in s (DispatchManager::terminate).
+func terminable(s vmStatus) bool {
+	switch vm.State(s.state) {
+	case vm.Done:
+		return false
+	case vm.Active:
+	default:
+		return true // INIT, PENDING, HOLD, POWEROFF, STOPPED, SUSPENDED, UNDEPLOYED, CLONING*
+	}
+	switch vm.LCMState(s.lcm) {
+	case vm.Running, vm.Unknown, vm.Shutdown:
+		return true
+	}
+	return strings.HasSuffix(s.name, "_FAILURE")
+}
+
+// terminateHard sends terminate-hard; a "wrong state" answer (the VM moved on between
+// the read and the action) is left to the next poll.
+func (c *Client) terminateHard(ctx context.Context, id int, s vmStatus) error {
+	err := c.read(ctx, fmt.Sprintf("terminate VM %d", id), func(ctx context.Context) error {
+		return c.ctrl.VM(id).TerminateHardContext(ctx)
+	})
+	var re *goerrs.ResponseError
+	switch {
+	case err == nil:
+		c.log("teardown: terminate-hard VM %d (%s)", id, s.name)
+		return nil
+	case isNoExists(err), errors.As(err, &re) && re.Code == goerrs.OneActionError:
+		return nil
+	default:
+		return err
+	}
+}
+
+// stuckVM is a VM teardown could not bring to DONE within its budget.
+type stuckVM struct {
+	id    int
+	state string
+	err   error
+}
+
+func (e *stuckVM) Error() string {
+	return fmt.Sprintf("VM %d still %s: %v", e.id, e.state, e.err)
+}
+
+func (e *stuckVM) Unwrap() error { return e.err }
+
+// removeCommand is what removes the VM by hand: terminate-hard where oned takes it,
+// otherwise recover --delete, which oned takes in any state but DONE
+// (DispatchManager::delete_vm).
+func (e *stuckVM) removeCommand() string {
+	if strings.HasPrefix(e.state, "ACTIVE/") && !strings.HasSuffix(e.state, "_FAILURE") &&
+		e.state != "ACTIVE/RUNNING" && e.state != "ACTIVE/UNKNOWN" {
+		return fmt.Sprintf("onevm recover --delete %d (or wait until it leaves %s, then onevm terminate --hard %d)", e.id, e.state, e.id)
+	}
+	return fmt.Sprintf("onevm terminate --hard %d", e.id)
 }
 
 // deleteImage deletes image id, waiting while a VM still holds it (USED until the VM is
