@@ -449,6 +449,9 @@ func PublishedEndpoint(published string) (string, error) {
 // numbers (oned has LCM states goca's table lacks).
 func stateName(state, lcm int) string {
 	s := vm.State(state).String()
+	if vm.State(state) == vm.CloningFailure {
+		s = "CLONING_FAILURE" // oned's name; goca's String() drops the underscore
+	}
 	if s == "" {
 		s = strconv.Itoa(state)
 	}
