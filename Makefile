@@ -34,24 +34,27 @@ CERTIFY_FLAGS := -model=$(MODEL) \
 	$(if $(CA_CERT),-ca-cert=$(CA_CERT)) \
 	$(if $(REFERENCE_ENGINE),-reference-engine=$(REFERENCE_ENGINE))
 
-.PHONY: help deps serve certify certify-one one-clean oned-sim test lint build checksum test-smoke-build clean
+.PHONY: help deps deps-certify serve certify certify-one one-clean oned-sim test lint build checksum test-smoke-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-deps: ## install system packages, llama-server and the Node SDK (idempotent, cached in $SLM_COPILOT_CACHE)
-	@bash fixtures/deps.sh
+deps: ## install everything the targets need: packages, llama-server, Node SDK, Packer, actionlint (idempotent, cached in $SLM_COPILOT_CACHE)
+	@bash fixtures/deps.sh all
 
-serve: deps ## run the embedded reference appliance until Ctrl-C, printing its endpoint and password
+deps-certify: ## install only what certification needs (nginx, openssl, htpasswd, llama-server)
+	@bash fixtures/deps.sh certify
+
+serve: deps-certify ## run the embedded reference appliance until Ctrl-C, printing its endpoint and password
 	@go build -o $(BIN)/serve ./fixtures/serve
 	@exec $(BIN)/serve
 
 # go test's -timeout, sized from REQUEST_TIMEOUT and the suite's model calls (acceptance/timeout).
-certify: deps ## certify ENDPOINT with PASSWORD (no ENDPOINT: the embedded reference appliance)
+certify: deps-certify ## certify ENDPOINT with PASSWORD (no ENDPOINT: the embedded reference appliance)
 	timeout="$$(go run ./acceptance/timeout -request-timeout $(REQUEST_TIMEOUT))" && \
 	  go test ./acceptance -count=1 -v -timeout "$$timeout" -request-timeout $(REQUEST_TIMEOUT) $(CERTIFY_FLAGS)
 
-certify-one: deps ## deploy the image to OpenNebula (ONE_FLAGS), certify the VM, tear everything down
+certify-one: deps-certify ## deploy the image to OpenNebula (ONE_FLAGS), certify the VM, tear everything down
 	timeout="$$(go run ./acceptance/timeout -deploy -request-timeout $(REQUEST_TIMEOUT))" && \
 	  go test ./acceptance -count=1 -v -timeout "$$timeout" -request-timeout $(REQUEST_TIMEOUT) $(ONE_FLAGS)
 
