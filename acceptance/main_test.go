@@ -52,6 +52,7 @@ func run(m *testing.M) (code int) {
 	if password == "" {
 		password = os.Getenv(PasswordEnv)
 	}
+	var deployed *oneRun // -one.reconfigure acts on it after the checks
 	switch {
 	case *oneClean:
 		return cleanOne()
@@ -71,7 +72,7 @@ func run(m *testing.M) (code int) {
 				code = 1
 			}
 		}()
-		endpoint, password = r.d.Endpoint(), r.d.Password
+		endpoint, password, deployed = r.d.Endpoint(), r.d.Password, r
 		if err := contextSizeFromDeploy(); err != nil {
 			fmt.Fprintln(os.Stderr, "acceptance:", err)
 			return 2
@@ -100,6 +101,9 @@ func run(m *testing.M) (code int) {
 		return 2
 	}
 	code = m.Run()
+	if code == 0 && deployed != nil && *oneReconfigure {
+		code = reconfigureOne(deployed)
+	}
 	if err := checkModelCalls(); err != nil {
 		fmt.Fprintln(os.Stderr, "acceptance:", err)
 		code = max(code, 1)
