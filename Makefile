@@ -50,15 +50,21 @@ serve: deps-certify ## run the embedded reference appliance until Ctrl-C, printi
 	@exec $(BIN)/serve
 
 # go test's -timeout, sized from REQUEST_TIMEOUT and the suite's model calls (acceptance/timeout).
+# The suite is compiled and run as a binary (in its package directory, as go test does) so
+# its exit code reaches the caller: 2 when the run ends before the checks (preflight, flags).
+SUITE := $(CURDIR)/$(BIN)/acceptance.test
+
 certify: deps-certify ## certify ENDPOINT with PASSWORD (no ENDPOINT: the embedded reference appliance)
-	timeout="$$(go run ./acceptance/timeout -request-timeout $(REQUEST_TIMEOUT))" && \
-	  go test ./acceptance -count=1 -v -timeout "$$timeout" -request-timeout $(REQUEST_TIMEOUT) $(CERTIFY_FLAGS)
+	@go test -c -o $(SUITE) ./acceptance
+	timeout="$$(go run ./acceptance/timeout -request-timeout $(REQUEST_TIMEOUT))" && cd acceptance && \
+	  $(SUITE) -test.v -test.timeout "$$timeout" -request-timeout $(REQUEST_TIMEOUT) $(CERTIFY_FLAGS)
 
-certify-one: deps-certify ## deploy the image to OpenNebula (ONE_FLAGS), certify the VM, tear everything down
-	timeout="$$(go run ./acceptance/timeout -deploy -request-timeout $(REQUEST_TIMEOUT))" && \
-	  go test ./acceptance -count=1 -v -timeout "$$timeout" -request-timeout $(REQUEST_TIMEOUT) $(ONE_FLAGS)
+certify-one: deps-certify ## deploy the image to OpenNebula (ONE_FLAGS), certify the VM, prove a reconfigure, tear everything down
+	@go test -c -o $(SUITE) ./acceptance
+	timeout="$$(go run ./acceptance/timeout -deploy -request-timeout $(REQUEST_TIMEOUT))" && cd acceptance && \
+	  $(SUITE) -test.v -test.timeout "$$timeout" -request-timeout $(REQUEST_TIMEOUT) -one.reconfigure $(ONE_FLAGS)
 
-one-clean: ## remove every object earlier deploy runs left in OpenNebula (named slm-copilot-acc-*)
+one-clean: ## remove your objects earlier deploy runs left in OpenNebula (named slm-copilot-acc-*, older than 6h; ONE_FLAGS=-one.clean-age=0 for all)
 	go test ./acceptance -count=1 -run '^$$' -one.clean $(ONE_FLAGS)
 
 oned-sim: ## run the oned SIMULATOR on 127.0.0.1:2633 until Ctrl-C (try deploy mode without OpenNebula)

@@ -100,6 +100,13 @@ func run(m *testing.M) (code int) {
 		fmt.Fprintln(os.Stderr, "acceptance:", err)
 		return 2
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*preflightTimeout+time.Minute)
+	err = preflight(ctx, target)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "acceptance:", err)
+		return 2
+	}
 	code = m.Run()
 	if code == 0 && deployed != nil && *oneReconfigure {
 		code = reconfigureOne(deployed)
