@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/slm-copilot/slm-copilot/helpers/copilot"
 )
+
+var preflightFlag = flag.Bool("preflight", true, "end the run with one message (exit 2) when the endpoint does not answer, is not TLS or refuses the password; false runs every check anyway")
 
 // preflightTimeout bounds each preflight step: the connection, the handshake, one
 // authenticated request that reaches no model.
@@ -28,6 +31,9 @@ var errPreflight = errors.New("preflight")
 // says what to check, instead of a dozen failures that all mean the same. It judges
 // nothing else: the certificate, the auth rows and the rest are the checks' business.
 func preflight(ctx context.Context, t *copilot.Target) error {
+	if !*preflightFlag {
+		return nil
+	}
 	addr := t.Address()
 	dialer := &net.Dialer{Timeout: preflightTimeout}
 	conn, err := dialer.DialContext(ctx, "tcp", addr)

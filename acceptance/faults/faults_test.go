@@ -92,6 +92,8 @@ func faults() []fault {
 				addr := net.JoinHostPort(f.Address, strconv.Itoa(f.HTTPSPort))
 				return replace(f.Site, "listen "+addr+" ssl;", "listen "+addr+";")
 			},
+			// The preflight would end the run here (TestPreflight): the checks must fail too.
+			args: func(t *testing.T, in *reference.Instance) []string { return []string{"-preflight=false"} },
 			fails: map[string]string{"TestTLSVersions/TLS1.2_accepted": notTLS, "TestTLSVersions/TLS1.3_accepted": notTLS, "TestCertificate": notTLS,
 				"TestTLSVersions/TLS1.0_refused": notTLSRefusal, "TestTLSVersions/TLS1.1_refused": notTLSRefusal},
 			mayFail: []string{"*"},
@@ -100,7 +102,7 @@ func faults() []fault {
 			// Nothing listens where the suite connects: a refused connection is no TLS version policy.
 			name: "nothing_listening",
 			args: func(t *testing.T, _ *reference.Instance) []string {
-				return []string{"-endpoint", "https://" + closedAddress(t)}
+				return []string{"-endpoint", "https://" + closedAddress(t), "-preflight=false"}
 			},
 			fails:   map[string]string{"TestTLSVersions/TLS1.0_refused": "a dial failure, no TLS at all", "TestTLSVersions/TLS1.1_refused": "a dial failure, no TLS at all"},
 			mayFail: []string{"*"},
