@@ -76,12 +76,17 @@ type Options struct {
 	// Engine is what the front door talks to: llama-server itself (the default) or a relay
 	// answering as LocalAI v4.9.0, the appliance's engine, in front of it (localai.go).
 	Engine Engine
+	// Dir is an existing instance directory to configure again (a reboot: the disk
+	// persists, so the certificate does); it is created if missing. Start uses it instead
+	// of a fresh temporary directory, clearing only what a reboot clears (run/ and tmp/),
+	// and Close leaves it in place. Empty means a fresh directory, removed by Close.
+	Dir string
 }
 
 // Files are what the appliance's configure stage wrote for one instance, below Dir (the
 // sandbox's root), and how the engine is started.
 type Files struct {
-	Dir       string   // instance directory and configure's root, removed by Close
+	Dir       string   // instance directory and configure's root, removed by Close unless Options.Dir
 	Site      string   // the rendered nginx site (appliances/slm-copilot/site.conf.tmpl)
 	Secrets   string   // nginx maps holding the Bearer check and the engine key
 	Htpasswd  string   // HTTP Basic credentials
@@ -111,6 +116,7 @@ type Instance struct {
 	Files         Files
 
 	procs    []*process // engine first, then nginx
+	keepDir  bool       // Files.Dir was Options.Dir: Close leaves it
 	relays   localAIRelays
 	llamaURL string // llama-server behind the LocalAI relay, and its key
 	llamaKey string
@@ -156,11 +162,11 @@ func Start(ctx context.Context, opts Options) (*Instance, error) {
 var errPortTaken = errors.New("port taken by another process")
 
 func start(ctx context.Context, opts Options, llama string) (_ *Instance, err error) {
-	dir, err := os.MkdirTemp("", dirPrefix)
+	dir, err := instanceDir(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("reference appliance: %w", err)
 	}
-	in := &Instance{Username: Username, Password: opts.Password, Model: opts.Model, Engine: opts.Engine}
+	in := &Instance{Username: Username, Password: opts.Password, Model: opts.Model, Engine: opts.Engine, keepDir: opts.Dir != ""}
 	in.Files.Dir = dir
 	defer func() {
 		if err != nil {
@@ -248,6 +254,20 @@ func start(ctx context.Context, opts Options, llama string) (_ *Instance, err er
 		return nil, err
 	}
 	return in, nil
+}
+
+// instanceDir is a fresh temporary directory, or dir made ready to boot again: what a
+// VM's reboot clears (its tmpfs /run and /tmp) is removed, the rest is kept.
+func instanceDir(dir string) (string, error) {
+	if dir == "" {
+		return os.MkdirTemp("", dirPrefix)
+	}
+	for _, volatile := range []string{"run", "tmp"} {
+		if err := os.RemoveAll(filepath.Join(dir, volatile)); err != nil {
+			return "", err
+		}
+	}
+	return dir, os.MkdirAll(dir, 0o711)
 }
 
 // configureAppliance runs the appliance's own configure stage (appliance.sh) with the
@@ -531,14 +551,15 @@ func waitFor(ctx context.Context, p *process, ok func() bool) error {
 	}
 }
 
-// Close stops every process of the instance (nginx's workers included) and removes its files.
+// Close stops every process of the instance (nginx's workers included) and removes its
+// files, unless they are in Options.Dir.
 func (in *Instance) Close() error {
 	in.relays.closeAll()
 	for i := len(in.procs) - 1; i >= 0; i-- {
 		in.procs[i].stop()
 	}
 	in.procs = nil
-	if in.Files.Dir == "" {
+	if in.Files.Dir == "" || in.keepDir {
 		return nil
 	}
 	return os.RemoveAll(in.Files.Dir)
