@@ -1,13 +1,23 @@
 package one
 
 import (
+	"bytes"
+	"context"
 	"encoding/xml"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	dyn "github.com/OpenNebula/one/src/oca/go/src/goca/dynamic"
 	"github.com/OpenNebula/one/src/oca/go/src/goca/schemas/vm"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/slm-copilot/slm-copilot/fixtures/oned/simulator"
 )
 
 // deployedVM is a VM as oned 6.10 answers one.vm.info after this package deployed it:
@@ -140,4 +150,105 @@ func TestUpdateconfTemplateValues(t *testing.T) {
 			assert.Equal(t, tt.want, sent(t, got)["CONTEXT"])
 		})
 	}
+}
+
+// stubGuests boots no appliance: each boot records the CONTEXT it got and publishes
+// https://IP, as the appliance does, so Reconfigure's oned side is tested in seconds.
+type stubGuests struct {
+	mu       sync.Mutex
+	contexts []map[string]string
+}
+
+func (g *stubGuests) boot(_ context.Context, spec simulator.GuestSpec) (string, simulator.Guest, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.contexts = append(g.contexts, spec.Context)
+	return "https://" + spec.IP, stubGuest{}, nil
+}
+
+func (g *stubGuests) boots() []map[string]string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]map[string]string(nil), g.contexts...)
+}
+
+type stubGuest struct{}
+
+func (stubGuest) Close() error { return nil }
+
+// syncLog collects progress lines and the simulator's log from concurrent goroutines.
+type syncLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *syncLog) logf(format string, args ...any) { fmt.Fprintf(l, format+"\n", args...) }
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func TestReconfigureThroughSimulator(t *testing.T) {
+	t.Parallel()
+	guests := &stubGuests{}
+	simLog, logs := &syncLog{}, &syncLog{}
+	sim, err := simulator.Start("127.0.0.1:0", simulator.Options{Boot: guests.boot, Log: simLog})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		sim.Close()
+		if t.Failed() {
+			t.Logf("progress:\n%s\nsimulator log:\n%s", logs, simLog)
+		}
+	})
+	c := NewClient(sim.Endpoint(), simulator.DefaultAuth, logs.logf)
+	c.Poll = 50 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	image := filepath.Join(t.TempDir(), "slm-copilot.qcow2")
+	require.NoError(t, os.WriteFile(image, []byte("stand-in disk"), 0o600))
+	d := NewDeployment()
+	require.NoError(t, c.Deploy(ctx, Config{Image: image, Datastore: "default", Network: "loopback",
+		Context: map[string]string{"ONEAPP_COPILOT_CONTEXT_SIZE": "16384"}}, d))
+	t.Cleanup(func() { assert.NoError(t, c.Teardown(context.Background(), d)) })
+	oldPassword, endpoint := d.Password, d.Endpoint()
+
+	require.NoError(t, c.Reconfigure(ctx, d, time.Minute, time.Minute))
+
+	boots := guests.boots()
+	require.Len(t, boots, 2, "the reboot boots the guest again")
+	first, second := boots[0], boots[1]
+	assert.Equal(t, d.Password, second[PasswordKey], "the second boot has the new password, and the Deployment holds it")
+	assert.NotEqual(t, oldPassword, d.Password)
+	for key, value := range first {
+		if key != PasswordKey {
+			assert.Equal(t, value, second[key], "CONTEXT %s is kept (or regenerated the same)", key)
+		}
+	}
+	assert.Len(t, second, len(first), "nothing added to the CONTEXT, nothing lost (ETH0_*, ONEGATE_ENDPOINT, VMID)")
+	assert.Equal(t, endpoint, d.Endpoint(), "the endpoint read back after READY=YES")
+	for _, line := range []string{"reconfigure: CONTEXT updated", "READY cleared, reboot sent", "READY at"} {
+		assert.Contains(t, logs.String(), line)
+	}
+	for _, pw := range []string{oldPassword, d.Password} {
+		assert.NotContains(t, logs.String(), pw, "progress output never shows a password")
+	}
+}
+
+func TestReconfigureWithoutVM(t *testing.T) {
+	t.Parallel()
+	c := NewClient("http://127.0.0.1:9/RPC2", "oneadmin:pw", nil)
+	d := NewDeployment()
+	password := d.Password
+	err := c.Reconfigure(context.Background(), d, time.Second, time.Second)
+	assert.ErrorContains(t, err, "the run has no VM")
+	assert.Equal(t, password, d.Password, "the password stays until oned took the new one")
+	assert.False(t, strings.Contains(err.Error(), password))
 }
