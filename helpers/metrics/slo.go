@@ -217,7 +217,11 @@ func Evaluate(sum Summary, slos []SLO) []Verdict {
 		if !v.Pass {
 			word = "missed"
 		}
-		v.Message = fmt.Sprintf("%s = %s, target %s (%d values): %s", o.Name, obs, v.Target, d.Count, word)
+		values := "values"
+		if d.Count == 1 {
+			values = "value"
+		}
+		v.Message = fmt.Sprintf("%s = %s, target %s (%d %s): %s", o.Name, obs, v.Target, d.Count, values, word)
 		out = append(out, v)
 	}
 	return out

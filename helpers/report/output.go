@@ -44,6 +44,11 @@ func (r *Recorder) CaptureOutput() (stop func(), err error) {
 	}()
 	return func() {
 		os.Stdout = orig
+		if os.Stderr == pw {
+			// m.Run points os.Stderr at os.Stdout under -test.v=test2json (go test
+			// -json) so the two cannot interleave mid-line (testing.go, go.dev/issue/33419).
+			os.Stderr = orig
+		}
 		pw.Close()
 		<-done
 		pr.Close()
@@ -99,7 +104,7 @@ func (p *outputParser) line(l string) {
 		return
 	}
 	switch {
-	case p.current == "", l == "PASS", l == "FAIL", strings.HasPrefix(l, "ok  \t"), strings.HasPrefix(l, "FAIL\t"),
+	case p.current == "", l == "", l == "PASS", l == "FAIL", strings.HasPrefix(l, "ok  \t"), strings.HasPrefix(l, "FAIL\t"),
 		strings.HasPrefix(l, "testing: warning: no tests to run"):
 		return
 	}

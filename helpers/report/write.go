@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/slm-copilot/slm-copilot/helpers/metrics"
@@ -263,13 +262,11 @@ func WriteSummary(w io.Writer, res *Results, dir string) {
 	fmt.Fprintf(w, "\nSLM-Copilot certification: %s — %s, model %s, %s mode, %s\n",
 		res.Verdict, res.Run.Endpoint, orDash(res.Run.Model), orDash(string(res.Run.Mode)),
 		res.Run.End.Sub(res.Run.Start).Round(time.Second))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "  Area\tPASS\tFAIL\tSKIP\t\t")
+	fmt.Fprintf(w, "  %-16s %5s %5s %5s\n", "Area", "PASS", "FAIL", "SKIP")
 	for _, a := range res.Areas {
-		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%s\t\n", a.Area, a.Pass, a.Fail, a.Skip, a.Verdict)
+		fmt.Fprintf(w, "  %-16s %5d %5d %5d  %s\n", a.Area, a.Pass, a.Fail, a.Skip, a.Verdict)
 	}
-	fmt.Fprintf(tw, "  Total\t%d\t%d\t%d\t%s\t\n", res.Totals.Pass, res.Totals.Fail, res.Totals.Skip, res.Verdict)
-	tw.Flush()
+	fmt.Fprintf(w, "  %-16s %5d %5d %5d  %s\n", "Total", res.Totals.Pass, res.Totals.Fail, res.Totals.Skip, res.Verdict)
 	if m := res.Metrics; m != nil {
 		fmt.Fprintf(w, "  Streams: %s\n", m.Summary)
 		for _, v := range m.SLOs {
