@@ -194,8 +194,9 @@ func classify(c chunk) (Kind, string) {
 		return KindError, excerpt(string(c.Error))
 	}
 	var text, tools strings.Builder
-	role, finish := false, false
+	role, finish, hasTools := false, false, false
 	for _, ch := range c.Choices {
+		hasTools = hasTools || len(ch.Delta.ToolCalls) > 0
 		text.WriteString(ch.Delta.ReasoningContent)
 		text.WriteString(ch.Delta.Content)
 		for _, tc := range ch.Delta.ToolCalls {
@@ -210,10 +211,6 @@ func classify(c chunk) (Kind, string) {
 		}
 		role = role || ch.Delta.Role != ""
 		finish = finish || (ch.FinishReason != nil && *ch.FinishReason != "")
-	}
-	hasTools := false
-	for _, ch := range c.Choices {
-		hasTools = hasTools || len(ch.Delta.ToolCalls) > 0
 	}
 	switch {
 	case text.Len() > 0:

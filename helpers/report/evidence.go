@@ -3,7 +3,6 @@ package report
 import (
 	"net/http"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -105,13 +104,4 @@ func excerpt(s string) string {
 		tail = tail[1:]
 	}
 	return head + "\n… [" + strconv.Itoa(len(s)-len(head)-len(tail)) + " bytes left out] …\n" + tail
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -7,7 +7,30 @@
 // each test records its verdict and duration when it ends, Evidence and Stream attach
 // what was sent and received, and the go test output captured during m.Run supplies the
 // messages. Every string written passes through a Redactor, and the write fails if any
-// form of a secret is still found in a file.
+// form of a secret is still found in a file. In a suite:
+//
+//	var reportFlags = report.RegisterFlags(flag.CommandLine)
+//
+//	func TestMain(m *testing.M) {
+//		flag.Parse()
+//		version, commit := report.SuiteBuild()
+//		rec = report.NewRecorder(report.Run{SuiteVersion: version, SuiteCommit: commit, ...},
+//			report.NewRedactor([]string{username}, password))
+//		if err := reportFlags.Apply(rec); err != nil { ... }
+//		stop, err := rec.CaptureOutput()
+//		code := m.Run()
+//		stop()
+//		rec.UpdateRun(func(r *report.Run) { r.End = time.Now() })
+//		dir := reportFlags.ReportDir(start)
+//		if err := rec.WriteDir(dir); err != nil { ... }
+//		rec.Summary(os.Stderr, dir)
+//	}
+//
+//	func TestChatStream(t *testing.T) {
+//		rec.Track(t)
+//		...
+//		rec.Stream(t.Name(), "POST /v1/chat/completions", tap.Last())
+//	}
 package report
 
 import (

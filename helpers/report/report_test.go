@@ -318,3 +318,37 @@ func TestAreaOf(t *testing.T) {
 		assert.Equal(t, area, AreaOf(id), id)
 	}
 }
+
+func TestMarkdownAndSummary(t *testing.T) {
+	t.Parallel()
+	rec := fixture(t, canary)
+	dir, _ := written(t, rec)
+	md, err := os.ReadFile(filepath.Join(dir, MarkdownFile))
+	require.NoError(t, err)
+	for _, want := range []string{
+		"# SLM-Copilot certification: ❌ FAIL\n",
+		"| Authentication | ❌ FAIL | 1 | 1 | 0 |\n",
+		"| **Total** | ❌ FAIL | 9 | 1 | 1 |\n",
+		"- `TestAuthentication/wrong_basic/v1_models`: auth\\_test.go:88: GET /v1/models with a wrong Basic password: want 401, got 200\n",
+		"| Time to first token | 3 | 347 ms | 310 ms | 422 ms | 447 ms |\n",
+		"| `ttft_p99` | ≤ 500 ms | 447 ms | ✅ PASS |\n",
+		"| Certificate SANs | copilot.example, 10.0.0.5 |\n",
+		"| Certificate subject | CN=slm-copilot (self-signed) |\n",
+	} {
+		assert.Contains(t, string(md), want)
+	}
+	var out bytes.Buffer
+	require.NoError(t, rec.Summary(&out, dir))
+	for _, want := range []string{
+		"SLM-Copilot certification: FAIL — https://10.0.0.5, model devstral-small-2, deploy mode, 1m35s\n",
+		"  Area              PASS  FAIL  SKIP\n",
+		"  Authentication       1     1     0  FAIL\n",
+		"  Total                9     1     1  FAIL\n",
+		"  Streams: 3/3 streams · TTFT p50 310 ms p99 447 ms · ITL p99 95 ms",
+		"  SLO PASS: ttft_p99 = 447 ms, target ≤ 500 ms (3 values): met\n",
+		"  FAIL TestAuthentication/wrong_basic/v1_models: auth_test.go:88:",
+		"  Report: " + filepath.Join(dir, HTMLFile),
+	} {
+		assert.Contains(t, out.String(), want)
+	}
+}

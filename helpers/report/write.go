@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -207,13 +209,13 @@ func evidenceText(evs []Evidence) string {
 			fmt.Fprintf(&b, " (recorded by %s)", ev.From)
 		}
 		b.WriteString("\n")
-		for _, k := range sortedKeys(ev.RequestHeaders) {
+		for _, k := range slices.Sorted(maps.Keys(ev.RequestHeaders)) {
 			fmt.Fprintf(&b, "> %s: %s\n", k, ev.RequestHeaders[k])
 		}
 		if ev.Status != 0 {
 			fmt.Fprintf(&b, "< %d\n", ev.Status)
 		}
-		for _, k := range sortedKeys(ev.Headers) {
+		for _, k := range slices.Sorted(maps.Keys(ev.Headers)) {
 			fmt.Fprintf(&b, "< %s: %s\n", k, ev.Headers[k])
 		}
 		if ev.Note != "" {
