@@ -78,8 +78,9 @@ type Options struct {
 	Engine Engine
 	// Dir is an existing instance directory to configure again (a reboot: the disk
 	// persists, so the certificate does); it is created if missing. Start uses it instead
-	// of a fresh temporary directory, clearing only what a reboot clears (run/ and tmp/),
-	// and Close leaves it in place. Empty means a fresh directory, removed by Close.
+	// of a fresh temporary directory, clearing only what a reboot clears (run/ and tmp/)
+	// and unpacking the appliance's files again, and Close leaves it in place. Empty means
+	// a fresh directory, removed by Close.
 	Dir string
 }
 
@@ -257,12 +258,13 @@ func start(ctx context.Context, opts Options, llama string) (_ *Instance, err er
 }
 
 // instanceDir is a fresh temporary directory, or dir made ready to boot again: what a
-// VM's reboot clears (its tmpfs /run and /tmp) is removed, the rest is kept.
+// VM's reboot clears (its tmpfs /run and /tmp) is removed, and the appliance's own files
+// are unpacked afresh (on a VM the image holds them), the rest is kept.
 func instanceDir(dir string) (string, error) {
 	if dir == "" {
 		return os.MkdirTemp("", dirPrefix)
 	}
-	for _, volatile := range []string{"run", "tmp"} {
+	for _, volatile := range []string{"run", "tmp", "appliance"} {
 		if err := os.RemoveAll(filepath.Join(dir, volatile)); err != nil {
 			return "", err
 		}
