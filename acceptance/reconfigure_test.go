@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -27,32 +26,37 @@ const reconfigureLookAt = "on the VM look at /var/log/one-appliance/ (configure.
 // (one.Client.Reconfigure) and proves what a user relies on when changing a setting: the
 // same address and certificate (Cline and NODE_EXTRA_CA_CERTS keep working), the new
 // password in force and the old one refused. It returns the run's exit code (0 or 1).
-func reconfigureOne(r *oneRun) int {
+func reconfigureOne(r *oneRun) (code int) {
 	ctx, cancel := context.WithDeadline(context.Background(), r.stopAt)
 	defer cancel()
 	_, _, vmID := r.d.IDs()
 	oldPassword, endpoint := r.d.Password, r.d.Endpoint()
 	fail := func(format string, args ...any) int {
-		logOne("reconfigure: FAIL: %s; %s, and onevm show %d", fmt.Sprintf(format, args...), reconfigureLookAt, vmID)
+		logOne("reconfigure: FAIL: %s", fmt.Sprintf(format, args...))
 		return 1
 	}
+	contextChanged := false
+	defer func() {
+		if code != 0 && contextChanged {
+			logOne("reconfigure: the appliance did not apply its changed context; %s, and onevm show %d", reconfigureLookAt, vmID)
+		}
+	}()
 	before, err := fingerprint(ctx, target)
 	if err != nil {
 		return fail("the certificate before the reboot: %v", err)
 	}
 	logOne("reconfigure: rotating the appliance password of VM %d through its context and a reboot (-one.reconfigure)", vmID)
-	if err := r.c.Reconfigure(ctx, r.d, *oneBootTimeout, *oneReadyTimeout); err != nil {
-		// The errors of helpers/one never hold the password; redact both anyway.
-		msg := redactAll(err.Error(), oldPassword, r.d.Password)
-		fmt.Fprintln(os.Stderr, "acceptance:", msg)
-		return fail("the VM did not come back READY with its new context")
+	err = r.c.Reconfigure(ctx, r.d, *oneBootTimeout, *oneReadyTimeout)
+	contextChanged = r.d.Password != oldPassword // oned took the new context
+	if err != nil {
+		// The errors of helpers/one never hold a password; redact both anyway.
+		return fail("%s", redactAll(err.Error(), oldPassword, r.d.Password))
 	}
 
 	after, err := copilot.NewTarget(r.d.Endpoint(), *httpEndpointFlag, *usernameFlag, r.d.Password, *modelFlag, *caCertFlag)
 	if err != nil {
 		return fail("the endpoint published after the reboot: %s", redactAll(err.Error(), oldPassword, r.d.Password))
 	}
-	code := 0
 	check := func(ok bool, pass string, failure string) {
 		if ok {
 			logOne("reconfigure: %s", pass)
@@ -82,11 +86,11 @@ func reconfigureOne(r *oneRun) int {
 		return func(req *http.Request) { req.SetBasicAuth(after.Username, pw) }
 	}
 	got := func(auth func(*http.Request)) string {
-		code, err := status(ctx, hc, models, auth)
+		got, err := status(ctx, hc, models, auth)
 		if err != nil {
 			return redactAll(err.Error(), oldPassword, r.d.Password)
 		}
-		return fmt.Sprint(code)
+		return fmt.Sprint(got)
 	}
 
 	newBearer := got(bearer(r.d.Password))
