@@ -248,6 +248,12 @@ func (c *Client) image(ctx context.Context, cfg Config, d *Deployment, dsID int)
 			id, err = c.ctrl.Images().CreateContext(ctx, t.String(), uint(dsID))
 			return err
 		})
+		if err != nil && strings.Contains(err.Error(), "Cannot parse image SIZE") {
+			// oned stats the source during the allocate, through the datastore driver
+			// (ImageAllocate, src/rm/RequestManagerAllocate.cc).
+			return fmt.Errorf("%w; oned could not read -one.image %q: a path must exist on the front-end, be readable by oneadmin "+
+				"and lie outside /var/lib/one/ and /etc/one/ (the fs driver refuses those); a URL must be reachable from the front-end", err, source)
+		}
 		if err != nil {
 			return err
 		}

@@ -198,7 +198,7 @@ func TestDeployFailures(t *testing.T) {
 		{name: "image_error", opts: simulator.Options{Faults: simulator.Faults{ImageError: "No space left on device"}},
 			errs: []string{"is in ERROR", "No space left on device", "oneimage show"}},
 		{name: "image_path_missing", change: func(cfg *one.Config, _ *one.Client) { cfg.Image = "/nonexistent/slm-copilot.qcow2" },
-			errs: []string{"is in ERROR", "Could not copy image file /nonexistent/slm-copilot.qcow2"}},
+			errs: []string{"[one.image.allocate] Cannot parse image SIZE", `could not read -one.image "/nonexistent/slm-copilot.qcow2"`, "readable by oneadmin"}},
 		{name: "boot_failure", opts: simulator.Options{Faults: simulator.Faults{BootFailure: true}},
 			errs: []string{"VM 0 failed", "BOOT_FAILURE", "onevm show 0"}},
 		{name: "never_ready", opts: simulator.Options{Faults: simulator.Faults{NeverReady: true}},

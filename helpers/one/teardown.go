@@ -9,6 +9,7 @@ import (
 
 	goerrs "github.com/OpenNebula/one/src/oca/go/src/goca/errors"
 	"github.com/OpenNebula/one/src/oca/go/src/goca/parameters"
+	"github.com/OpenNebula/one/src/oca/go/src/goca/schemas/image"
 	"github.com/OpenNebula/one/src/oca/go/src/goca/schemas/vm"
 )
 
@@ -286,6 +287,31 @@ func (e *stuckVM) removeCommand() string {
 	return fmt.Sprintf("onevm terminate --hard %d", e.id)
 }
 
+// waitImageGone waits until oned no longer knows image id: a deleted image stays in
+// DELETE until the datastore driver has removed its file (ImageManager::delete_image).
+func (c *Client) waitImageGone(ctx context.Context, id int) error {
+	for {
+		var img *image.Image
+		err := c.read(ctx, fmt.Sprintf("read image %d", id), func(ctx context.Context) (err error) {
+			img, err = c.ctrl.Image(id).InfoContext(ctx, false)
+			return err
+		})
+		switch {
+		case isNoExists(err):
+			c.log("teardown: deleted image %d", id)
+			return nil
+		case err != nil:
+			return err
+		case image.State(img.StateRaw) == image.Error:
+			msg, _ := img.Template.GetStr("ERROR")
+			return fmt.Errorf("image %d in ERROR while being deleted: %s", id, msg)
+		}
+		if err := sleep(ctx, c.Poll); err != nil {
+			return fmt.Errorf("image %d still %s: %w", id, image.State(img.StateRaw), err)
+		}
+	}
+}
+
 // deleteImage deletes image id, waiting while a VM still holds it (USED until the VM is
 // DONE on every host).
 func (c *Client) deleteImage(ctx context.Context, id int) error {
@@ -296,8 +322,8 @@ func (c *Client) deleteImage(ctx context.Context, id int) error {
 		var re *goerrs.ResponseError
 		switch {
 		case err == nil:
-			c.log("teardown: deleted image %d", id)
-			return nil
+			c.log("teardown: deleting image %d", id)
+			return c.waitImageGone(ctx, id)
 		case isNoExists(err):
 			return nil
 		case errors.As(err, &re) && re.Code == goerrs.OneActionError:
