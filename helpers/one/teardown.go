@@ -180,14 +180,19 @@ func (c *Client) images(ctx context.Context) ([]named, error) {
 // a state change, e.g. RUNNING -> EPILOG_FAILURE), and the VM is read until DONE.
 func (c *Client) terminate(ctx context.Context, id int) error {
 	var sent terminateSend
+	last := ""
 	for {
 		s, err := c.vmStatus(ctx, id)
 		if isNoExists(err) {
 			return nil
 		}
+		if err != nil && last != "" && ctx.Err() != nil {
+			return &stuckVM{id: id, state: last, err: context.Cause(ctx)}
+		}
 		if err != nil {
 			return err
 		}
+		last = s.name
 		if vm.State(s.state) == vm.Done {
 			c.log("teardown: VM %d DONE", id)
 			return nil
