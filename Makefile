@@ -53,16 +53,18 @@ serve: deps-certify ## run the embedded reference appliance until Ctrl-C, printi
 # The suite is compiled and run as a binary (in its package directory, as go test does) so
 # its exit code reaches the caller: 2 when the run ends before the checks (preflight, flags).
 SUITE := $(CURDIR)/$(BIN)/acceptance.test
+# Where certify and certify-one write the report (results.json, junit.xml, report.md, report.html).
+REPORT ?= certification/$(shell date -u +%Y%m%dT%H%M%SZ)
 
 certify: deps-certify ## certify ENDPOINT with PASSWORD (no ENDPOINT: the embedded reference appliance)
 	@go test -c -o $(SUITE) ./acceptance
 	timeout="$$(go run ./acceptance/timeout -request-timeout $(REQUEST_TIMEOUT))" && cd acceptance && \
-	  $(SUITE) -test.v -test.timeout "$$timeout" -request-timeout $(REQUEST_TIMEOUT) $(CERTIFY_FLAGS)
+	  $(SUITE) -test.v -test.timeout "$$timeout" -request-timeout $(REQUEST_TIMEOUT) -report=$(abspath $(REPORT)) $(CERTIFY_FLAGS)
 
 certify-one: deps-certify ## deploy the image to OpenNebula (ONE_FLAGS), certify the VM, prove a reconfigure, tear everything down
 	@go test -c -o $(SUITE) ./acceptance
 	timeout="$$(go run ./acceptance/timeout -deploy -request-timeout $(REQUEST_TIMEOUT))" && cd acceptance && \
-	  $(SUITE) -test.v -test.timeout "$$timeout" -request-timeout $(REQUEST_TIMEOUT) -one.reconfigure $(ONE_FLAGS)
+	  $(SUITE) -test.v -test.timeout "$$timeout" -request-timeout $(REQUEST_TIMEOUT) -report=$(abspath $(REPORT)) -one.reconfigure $(ONE_FLAGS)
 
 one-clean: ## remove your objects earlier deploy runs left in OpenNebula (named slm-copilot-acc-*, older than 6h; ONE_FLAGS=-one.clean-age=0 for all)
 	go test ./acceptance -count=1 -run '^$$' -one.clean $(ONE_FLAGS)

@@ -35,8 +35,9 @@ func checkSuiteTimeout() error {
 }
 
 // checkModelCalls fails the run when it sent more model calls than copilot.ModelCalls per
-// repetition: the timeout that make certify computes would no longer hold.
-func checkModelCalls() error {
+// repetition: the timeout that make certify computes would no longer hold. It prints the
+// count and returns it as a sentence for the report.
+func checkModelCalls() (string, error) {
 	runs := int64(1)
 	if f := flag.Lookup("test.count"); f != nil {
 		if n, ok := f.Value.(flag.Getter).Get().(uint); ok && n > 0 {
@@ -44,11 +45,12 @@ func checkModelCalls() error {
 		}
 	}
 	calls := target.ModelCalls()
-	fmt.Fprintf(os.Stderr, "acceptance: %d model calls in %d run(s) (budget %d per run)\n", calls, runs, copilot.ModelCalls)
+	message := fmt.Sprintf("%d model calls in %d run(s) (budget %d per run)", calls, runs, copilot.ModelCalls)
+	fmt.Fprintln(os.Stderr, "acceptance:", message)
 	if calls > runs*copilot.ModelCalls {
-		return fmt.Errorf("%d model calls in %d run(s), more than copilot.ModelCalls (%d) per run: raise it, or the -timeout make certify computes is too short", calls, runs, copilot.ModelCalls)
+		return message, fmt.Errorf("%d model calls in %d run(s), more than copilot.ModelCalls (%d) per run: raise it, or the -timeout make certify computes is too short", calls, runs, copilot.ModelCalls)
 	}
-	return nil
+	return message, nil
 }
 
 // requestContext bounds one exchange with the instance: -request-timeout, and never past

@@ -25,11 +25,13 @@ const engineErrorPrefix = "Internal error"
 // token usage.
 func TestChatCompletion(t *testing.T) {
 	t.Parallel()
-	resp, err := target.OpenAI(target.HTTPClient(nil)).CreateChatCompletion(requestContext(t), openai.ChatCompletionRequest{
+	tap := &copilot.Tap{}
+	resp, err := target.OpenAI(target.HTTPClient(tap)).CreateChatCompletion(requestContext(t), openai.ChatCompletionRequest{
 		Model:     target.Model,
 		MaxTokens: 24,
 		Messages:  []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "Write a Go function that adds two integers."}},
 	})
+	recordCapture(t, requestLine(http.MethodPost, "/v1/chat/completions"), tap.Last(), err)
 	if status := errStatus(err); status == http.StatusGatewayTimeout {
 		t.Fatalf("POST /v1/chat/completions: %s: the front door gave up waiting for the generation; its proxy_read_timeout is shorter than the generation", redactErr(err))
 	}
@@ -66,12 +68,18 @@ type streamed struct {
 	capture *copilot.Capture
 }
 
-// streamChat runs a streamed chat completion through go-openai, recording the raw stream.
+// streamChat runs a streamed chat completion through go-openai, recording the raw stream,
+// and measures it for the report however it ends.
 func streamChat(t *testing.T, req openai.ChatCompletionRequest) *streamed {
 	t.Helper()
 	tap := &copilot.Tap{}
 	req.Stream = true
+	request := requestLine(http.MethodPost, "/v1/chat/completions")
+	defer func() { recordStream(t, request, tap.Last(), true) }()
 	stream, err := target.OpenAI(target.HTTPClient(tap)).CreateChatCompletionStream(requestContext(t), req)
+	if err != nil && tap.Last() == nil {
+		recordNoResponse(t, request, err)
+	}
 	require.NoError(t, err, "streamed POST /v1/chat/completions: %s", redactErr(err))
 	defer stream.Close()
 	out := &streamed{capture: tap.Last()}

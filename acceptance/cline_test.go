@@ -18,6 +18,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/slm-copilot/slm-copilot/helpers/copilot"
 )
 
 // What Cline sends, read in cline/cline at v3.89.2 (the VS Code extension's
@@ -164,7 +166,9 @@ const (
 // and its ~10k-token prefill would slow everything else.
 func TestClineRequest(t *testing.T) {
 	t.Run("model_list_refresh", func(t *testing.T) {
-		list, err := target.OpenAI(target.HTTPClient(nil)).ListModels(requestContext(t))
+		tap := &copilot.Tap{}
+		list, err := target.OpenAI(target.HTTPClient(tap)).ListModels(requestContext(t))
+		recordCapture(t, requestLine(http.MethodGet, "/v1/models"), tap.Last(), err)
 		require.NoError(t, err, "Cline's model-list refresh (GET /v1/models, Bearer only): %s", redactErr(err))
 		assert.NotEmpty(t, list.Models, "Cline would show an empty model list")
 	})
@@ -172,6 +176,7 @@ func TestClineRequest(t *testing.T) {
 	// The task's prompt, one tool section long, is also the first calibration of the
 	// context-window checks (and its prefix is in the engine's cache for them).
 	task := postStream(requestContext(t), "/v1/chat/completions", clineBody(clineSystemPrompt, nil), nil)
+	task.record(t, true)
 	t.Run("task", func(t *testing.T) {
 		task.requireOK(t, "Cline's request")
 		text := strings.TrimSpace(task.content())
@@ -262,6 +267,7 @@ func testContextWindow(t *testing.T, task *clineStream) {
 	sized := func(sections int) (counted, *clineStream, error) {
 		s := postStream(requestContext(t), "/v1/chat/completions",
 			clineBody(clinePrompt(sections), map[string]any{"max_tokens": calibrationMaxToks}), nil)
+		s.record(t, false) // a prefill sized on purpose, not interactive service
 		c, err := calibration(s)
 		return c, s, err
 	}
@@ -298,6 +304,7 @@ func testContextWindow(t *testing.T, task *clineStream) {
 		expected := fixed + sections*perSection
 		require.Less(t, expected, *contextSizeFlag, "-context-size %d is smaller than Cline's first request (~%d tokens)", *contextSizeFlag, clineSizedTokens)
 		s := postStream(requestContext(t), "/v1/chat/completions", clineBody(clinePrompt(sections), nil), nil)
+		s.record(t, false) // a ~10k-token prefill: evidence, not a latency sample
 		bound = max(bound, s.wall())
 		if s.status >= 400 && s.status < 500 {
 			assert.Fail(t, "Cline's first request refused", "the instance refused Cline's ~%d-token prompt (%d tokens expected, -context-size %d) with %d: %s; it serves a smaller context than -context-size: look at ONEAPP_COPILOT_CONTEXT_SIZE and the engine's context_size",
@@ -325,6 +332,7 @@ func testContextWindow(t *testing.T, task *clineStream) {
 		ctx, cancel := context.WithTimeout(requestContext(t), 2*bound)
 		defer cancel()
 		s := postStream(ctx, "/v1/chat/completions", clineBody(clinePrompt(sections), nil), nil)
+		s.record(t, false)
 		switch {
 		case s.err != nil && errors.Is(s.err, context.DeadlineExceeded):
 			assert.Fail(t, "hang", "a prompt of ~%d tokens (over -context-size %d) got no answer within %s (a ~%d-token prompt was answered in %s): an engine must refuse what does not fit at once",
@@ -401,6 +409,9 @@ func testConcurrency(t *testing.T) {
 		}
 		<-done
 		<-done
+		for _, s := range streams {
+			s.record(t, true)
+		}
 		for i, s := range streams {
 			if s.err != nil || s.status != http.StatusOK {
 				assert.Fail(t, "a concurrent stream failed", "of two streams started together, stream %d got %s: the instance must serve (or queue) a second request while one streams, as Cline's model-list refresh, a second window or a subagent send one",
@@ -426,6 +437,7 @@ func testConcurrency(t *testing.T) {
 
 	t.Run("abandoned_stream_frees_engine", func(t *testing.T) {
 		idle := postStream(requestContext(t), "/v1/chat/completions", short(16, nil), nil)
+		idle.record(t, true)
 		require.False(t, idle.firstToken.IsZero(), "the idle stream brought no token to time: %s", idle.outcome())
 		// The bound on the next first token: five idle first tokens, plus sixteen tokens'
 		// time and four of the idle stream's longest pauses, for a busy machine's hiccups.
@@ -444,12 +456,14 @@ func testConcurrency(t *testing.T) {
 		abandonedTokens = min(abandonedTokens, *contextSizeFlag/2)
 		abandoned := postStream(requestContext(t), "/v1/chat/completions",
 			short(abandonedTokens, map[string]any{"ignore_eos": true}), func(*clineStream) bool { return true })
+		abandoned.record(t, false) // cut on purpose after its first token
 		require.False(t, abandoned.firstToken.IsZero(), "the stream to abandon brought no token: %s", abandoned.outcome())
 		bound = max(bound, 5*abandoned.firstToken.Sub(abandoned.sent))
 
 		ctx, cancel := context.WithTimeout(requestContext(t), bound)
 		defer cancel()
 		next := postStream(ctx, "/v1/chat/completions", short(2, nil), func(*clineStream) bool { return true })
+		next.record(t, false)
 		if next.firstToken.IsZero() {
 			assert.Fail(t, "engine still busy", "after a stream was abandoned following its first token, the next request's first token did not come within %s (an idle first token took %s): %s; "+
 				"the engine goes on generating the abandoned answer (%d tokens asked), so a user who stops Cline waits for it: the front door must pass the client's abort on (nginx: proxy_ignore_client_abort off) and the engine must stop on it",
@@ -467,11 +481,13 @@ var controlToken = regexp.MustCompile(`\[/?(?:INST|SYSTEM_PROMPT|AVAILABLE_TOOLS
 
 // clineStream is one streamed request as the client saw it.
 type clineStream struct {
-	status int
-	header http.Header
-	body   []byte   // the body of a non-200 answer
-	events []string // the SSE data events, [DONE] included
-	err    error    // no answer, or the read failed
+	request string           // its request line, for the report
+	capture *copilot.Capture // the raw response, nil without one
+	status  int
+	header  http.Header
+	body    []byte   // the body of a non-200 answer
+	events  []string // the SSE data events, [DONE] included
+	err     error    // no answer, or the read failed
 
 	sent, end             time.Time
 	firstToken, lastToken time.Time // events whose delta carries content or tool calls
@@ -483,7 +499,7 @@ type clineStream struct {
 // by event until its end, or until stop returns true after an event with a token, when
 // the client closes the connection as a user who stops a task does.
 func postStream(ctx context.Context, path string, body any, stop func(*clineStream) bool) *clineStream {
-	s := &clineStream{}
+	s := &clineStream{request: requestLine(http.MethodPost, path)}
 	b, err := json.Marshal(body)
 	if err != nil {
 		s.err = err
@@ -496,10 +512,12 @@ func postStream(ctx context.Context, path string, body any, stop func(*clineStre
 	}
 	req.Header.Set("Content-Type", "application/json")
 	bearerAuth(req)
-	client := target.HTTPClient(nil)
+	tap := &copilot.Tap{}
+	client := target.HTTPClient(tap)
 	defer client.CloseIdleConnections()
 	s.sent = time.Now()
 	resp, err := client.Do(req)
+	s.capture = tap.Last()
 	if err != nil {
 		s.err = err
 		return s
@@ -559,6 +577,17 @@ func carriesToken(data string) bool {
 }
 
 func (s *clineStream) wall() time.Duration { return s.end.Sub(s.sent) }
+
+// record attaches s to t's record for the report, measured or as evidence only (see
+// recordStream).
+func (s *clineStream) record(t *testing.T, measured bool) {
+	t.Helper()
+	if s.capture == nil && s.err != nil {
+		recordNoResponse(t, s.request, s.err)
+		return
+	}
+	recordStream(t, s.request, s.capture, measured)
+}
 
 // errorEvent is the first event of the stream that carries an "error" object, or "".
 func (s *clineStream) errorEvent() string {

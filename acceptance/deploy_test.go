@@ -140,7 +140,8 @@ type oneRun struct {
 }
 
 // deployOne deploys and returns the run; the caller must call finish. Ctrl-C or the
-// approaching -timeout tears down and exits.
+// approaching -timeout tears down and exits. A failed deploy returns its run too, torn
+// down already, so the report can name what it created.
 func deployOne() (*oneRun, error) {
 	if *endpointFlag != "" {
 		return nil, fmt.Errorf("-endpoint and -one.* exclude each other: -endpoint certifies a running instance, -one.* deploys one")
@@ -190,7 +191,7 @@ func deployOne() (*oneRun, error) {
 	close(deployed)
 	if err != nil {
 		r.finish()
-		return nil, fmt.Errorf("deploy: %w", err)
+		return r, fmt.Errorf("deploy: %w", err)
 	}
 	go r.onDeadline()
 	return r, nil

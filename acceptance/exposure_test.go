@@ -18,6 +18,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/slm-copilot/slm-copilot/helpers/report"
 )
 
 // exposedRoute is a request a client without credentials may try.
@@ -234,6 +236,7 @@ func TestEngineNotReachable(t *testing.T) {
 			}
 			defer resp.Body.Close()
 			body, _ := readAll(resp)
+			rec.Evidence(t.Name(), report.Exchange(req, resp, body))
 			if ids := modelList(resp, body); ids != nil {
 				t.Errorf("%s serves the engine's model list (%s) over plain HTTP without credentials: the engine is reachable around the front door; bind it to 127.0.0.1 or give it a key (LOCALAI_ADDRESS, LOCALAI_API_KEY)",
 					addr, strings.Join(ids, ", "))

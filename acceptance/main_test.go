@@ -21,6 +21,7 @@ import (
 
 	"github.com/slm-copilot/slm-copilot/helpers/copilot"
 	"github.com/slm-copilot/slm-copilot/helpers/reference"
+	"github.com/slm-copilot/slm-copilot/helpers/report"
 )
 
 // PasswordEnv is read when -password is not given, so the password need not appear in
@@ -48,27 +49,49 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) (code int) {
+	cert := newCertification()
+	if err := reportFlags.Check(); err != nil {
+		fmt.Fprintln(os.Stderr, "acceptance:", err)
+		return 2
+	}
+	// Registered first, so it runs last: after the teardown, which the report records.
+	defer func() { code = cert.end(code) }()
 	endpoint, password, caCert := *endpointFlag, *passwordFlag, *caCertFlag
 	if password == "" {
 		password = os.Getenv(PasswordEnv)
 	}
 	var deployed *oneRun // -one.reconfigure acts on it after the checks
+	var began error      // cert.begin's: a bad -slo or -baseline (already checked)
 	switch {
 	case *oneClean:
 		return cleanOne()
 	case deployMode():
 		// Not refused for a short -timeout: deploy mode tears down before it (make
 		// certify-one sizes it with go run ./acceptance/timeout -deploy).
+		start := time.Now()
 		r, err := deployOne()
+		if r != nil {
+			cert.deployed(r)
+			began = cert.begin(report.ModeDeploy, r.d.Endpoint(), "", "")
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "acceptance:", err)
+			if r != nil {
+				cert.result("Deploy/deploy", report.Fail, time.Since(start), err.Error())
+				cert.teardown(r.finish(), 0) // done already, by deployOne
+			}
 			if errors.Is(err, errInterrupted) {
 				return 130
 			}
 			return 2
 		}
+		imageID, templateID, vmID := r.d.IDs()
+		cert.result("Deploy/deploy", report.Pass, time.Since(start), fmt.Sprintf("run %s: image %d, template %d, VM %d READY at %s", r.d.RunID, imageID, templateID, vmID, r.d.Endpoint()))
 		defer func() {
-			if r.finish() != 0 && code == 0 {
+			start := time.Now()
+			torn := r.finish()
+			cert.teardown(torn, time.Since(start))
+			if torn != 0 && code == 0 {
 				code = 1
 			}
 		}()
@@ -88,11 +111,19 @@ func run(m *testing.M) (code int) {
 		if *httpEndpointFlag == "" {
 			*httpEndpointFlag = in.HTTPEndpoint
 		}
+		cert.secret(*usernameFlag, password)
+		began = cert.begin(report.ModeEmbedded, endpoint, string(in.Engine), in.EngineVersion)
 	default:
 		if err := checkSuiteTimeout(); err != nil {
 			fmt.Fprintln(os.Stderr, "acceptance:", err)
 			return 2
 		}
+		cert.secret(*usernameFlag, password)
+		began = cert.begin(report.ModeEndpoint, endpoint, "", "")
+	}
+	if began != nil {
+		fmt.Fprintln(os.Stderr, "acceptance:", began)
+		return 2
 	}
 	var err error
 	target, err = copilot.NewTarget(endpoint, *httpEndpointFlag, *usernameFlag, password, *modelFlag, caCert)
@@ -100,20 +131,41 @@ func run(m *testing.M) (code int) {
 		fmt.Fprintln(os.Stderr, "acceptance:", err)
 		return 2
 	}
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*preflightTimeout+time.Minute)
 	err = preflight(ctx, target)
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "acceptance:", err)
+		cert.result("Suite/preflight", report.Fail, time.Since(start), err.Error())
+		return 2
+	}
+	if *preflightFlag {
+		cert.result("Suite/preflight", report.Pass, time.Since(start), "the endpoint answers, speaks TLS and takes the password")
+	}
+	cert.observe()
+	if err := cert.capture(); err != nil {
+		fmt.Fprintln(os.Stderr, "acceptance:", err)
 		return 2
 	}
 	code = m.Run()
-	if code == 0 && deployed != nil && *oneReconfigure {
-		code = reconfigureOne(deployed)
+	cert.uncapture()
+	if deployed != nil && *oneReconfigure {
+		if code != 0 {
+			cert.reconfigured(false, 0, 0)
+		} else {
+			start := time.Now()
+			code = reconfigureOne(deployed)
+			cert.reconfigured(true, code, time.Since(start))
+		}
 	}
-	if err := checkModelCalls(); err != nil {
+	message, err := checkModelCalls()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "acceptance:", err)
+		cert.result("Suite/model_calls", report.Fail, 0, err.Error())
 		code = max(code, 1)
+	} else {
+		cert.result("Suite/model_calls", report.Pass, 0, message)
 	}
 	return code
 }
@@ -150,15 +202,18 @@ type exchange struct {
 	body []byte
 }
 
-// send performs req with the target's client and reads the whole body.
+// send performs req with the target's client, reads the whole body and records the
+// exchange as the test's evidence for the report.
 func send(t *testing.T, client *http.Client, req *http.Request) exchange {
 	t.Helper()
 	resp, err := client.Do(req.WithContext(requestContext(t)))
 	if err != nil {
+		recordNoResponse(t, report.RequestLine(req), err)
 		t.Fatalf("%s %s: no response: %s\nlook at: is the instance up and reachable at %s?", req.Method, req.URL.Path, target.Redact(err.Error()), target.Endpoint)
 	}
 	defer resp.Body.Close()
 	body, err := readAll(resp)
+	rec.Evidence(t.Name(), report.Exchange(req, resp, body))
 	if err != nil {
 		t.Fatalf("%s %s: reading the body: %s", req.Method, req.URL.Path, target.Redact(err.Error()))
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -198,7 +199,12 @@ func assertTurnAccepted(t *testing.T, req openai.ChatCompletionRequest) {
 	t.Helper()
 	tap := &copilot.Tap{}
 	req.Stream = true
+	request := requestLine(http.MethodPost, "/v1/chat/completions")
+	defer func() { recordStream(t, request, tap.Last(), true) }()
 	stream, err := target.OpenAI(target.HTTPClient(tap)).CreateChatCompletionStream(requestContext(t), req)
+	if err != nil && tap.Last() == nil {
+		recordNoResponse(t, request, err)
+	}
 	if err != nil {
 		status := errStatus(err)
 		if status == 0 {
