@@ -1,7 +1,6 @@
 package one
 
 import (
-	"bytes"
 	"context"
 	"encoding/xml"
 	"fmt"
@@ -176,39 +175,27 @@ type stubGuest struct{}
 
 func (stubGuest) Close() error { return nil }
 
-// syncLog collects progress lines and the simulator's log from concurrent goroutines.
-type syncLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+// testLog writes the simulator's log lines to the test's log (safe from any goroutine).
+type testLog struct{ t *testing.T }
 
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) logf(format string, args ...any) { fmt.Fprintf(l, format+"\n", args...) }
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Helper()
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
 
 func TestReconfigureThroughSimulator(t *testing.T) {
 	t.Parallel()
 	guests := &stubGuests{}
-	simLog, logs := &syncLog{}, &syncLog{}
-	sim, err := simulator.Start("127.0.0.1:0", simulator.Options{Boot: guests.boot, Log: simLog})
+	sim, err := simulator.Start("127.0.0.1:0", simulator.Options{Boot: guests.boot, Log: testLog{t}})
 	require.NoError(t, err)
-	t.Cleanup(func() {
-		sim.Close()
-		if t.Failed() {
-			t.Logf("progress:\n%s\nsimulator log:\n%s", logs, simLog)
-		}
+	t.Cleanup(func() { sim.Close() })
+	// The client logs from the goroutine that calls it: this test's.
+	var logs strings.Builder
+	c := NewClient(sim.Endpoint(), simulator.DefaultAuth, func(format string, args ...any) {
+		fmt.Fprintf(&logs, format+"\n", args...)
+		t.Logf(format, args...)
 	})
-	c := NewClient(sim.Endpoint(), simulator.DefaultAuth, logs.logf)
 	c.Poll = 50 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
