@@ -68,11 +68,9 @@ func reconfigureOne(r *oneRun) (code int) {
 	check(r.d.Endpoint() == endpoint, "endpoint unchanged: "+endpoint,
 		fmt.Sprintf("the VM publishes %s after the reboot, %s before: a client configured with the old address lost the appliance", r.d.Endpoint(), endpoint))
 
-	now, err := fingerprint(ctx, after)
-	switch {
-	case err != nil:
+	if now, err := fingerprint(ctx, after); err != nil {
 		check(false, "", fmt.Sprintf("the certificate after the reboot: %v", err))
-	default:
+	} else {
 		check(now == before, "certificate unchanged: SHA-256 "+before,
 			fmt.Sprintf("the certificate changed across the reboot (SHA-256 %s, was %s): the configure stage must keep the TLS key and certificate it made, or every client that trusted it breaks", now, before))
 	}
