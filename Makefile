@@ -63,7 +63,7 @@ certify: deps-certify ## certify ENDPOINT with PASSWORD (no ENDPOINT: the embedd
 
 certify-one: deps-certify ## deploy the image to OpenNebula (ONE_FLAGS), certify the VM, prove a reconfigure, tear everything down
 	@go test -c -o $(SUITE) ./acceptance
-	timeout="$$(go run ./acceptance/timeout -deploy -request-timeout $(REQUEST_TIMEOUT))" && cd acceptance && \
+	timeout="$$(go run ./acceptance/timeout -deploy -reconfigure -request-timeout $(REQUEST_TIMEOUT))" && cd acceptance && \
 	  $(SUITE) -test.v -test.timeout "$$timeout" -request-timeout $(REQUEST_TIMEOUT) -report=$(abspath $(REPORT)) -one.reconfigure $(ONE_FLAGS)
 
 one-clean: ## remove your objects earlier deploy runs left in OpenNebula (named slm-copilot-acc-*, older than 6h; ONE_FLAGS=-one.clean-age=0 for all)

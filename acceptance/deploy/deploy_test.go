@@ -331,9 +331,16 @@ func TestKeepThenClean(t *testing.T) {
 	s.mu.Unlock()
 	assertNoPassword(t, s, r.output)
 
-	clean := runSuite(t, "-test.run=^$", "-one.clean", "-one.endpoint="+s.Endpoint(), "-one.auth="+simulator.DefaultAuth, "-one.poll=100ms")
+	// The age guard: a fresh run's objects are someone's run in progress.
+	cleanArgs := []string{"-test.run=^$", "-one.clean", "-one.endpoint=" + s.Endpoint(), "-one.auth=" + simulator.DefaultAuth, "-one.poll=100ms"}
+	guarded := runSuite(t, cleanArgs...)
+	require.Equal(t, 0, guarded.code, guarded.output)
+	assert.Contains(t, guarded.output, "younger than 6h0m0s (a run in progress?)")
+	require.Len(t, s.Inventory(), 3, "one-clean's age guard leaves a run younger than 6h alone")
+
+	clean := runSuite(t, append(cleanArgs, "-one.clean-age=0")...)
 	require.Equal(t, 0, clean.code, clean.output)
-	assert.Contains(t, clean.output, "nothing named slm-copilot-acc-* is left")
+	assert.Contains(t, clean.output, "nothing of yours named slm-copilot-acc-* is left")
 	assertNothingLeft(t, s)
 }
 

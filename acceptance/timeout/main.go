@@ -16,10 +16,14 @@ import (
 func main() {
 	requestTimeout := flag.Duration("request-timeout", 5*time.Minute, "the suite's -request-timeout")
 	deploy := flag.Bool("deploy", false, "deploy mode: add the default -one.image-timeout, -one.boot-timeout and -one.ready-timeout")
+	reconfigure := flag.Bool("reconfigure", false, "deploy mode with -one.reconfigure: add the reboot's -one.boot-timeout and -one.ready-timeout")
 	flag.Parse()
 	d := copilot.SuiteTimeout(*requestTimeout)
 	if *deploy {
 		d += one.DefaultImageTimeout + one.DefaultBootTimeout + one.DefaultReadyTimeout
+	}
+	if *reconfigure {
+		d += one.DefaultBootTimeout + one.DefaultReadyTimeout
 	}
 	fmt.Println(d)
 }

@@ -620,10 +620,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 func (d *Deployment) KeepNote(dir string) (string, error) {
 	imageID, templateID, vmID := d.IDs()
 	d.mu.Lock()
-	created := d.imageCreated
+	created, password := d.imageCreated, d.Password // Reconfigure changes the password under mu
 	d.mu.Unlock()
 	path := filepath.Join(dir, d.RunID+".password")
-	if err := os.WriteFile(path, []byte(d.Password+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("save the kept appliance's password: %w", err)
 	}
 	var b strings.Builder
