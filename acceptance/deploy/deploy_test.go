@@ -293,14 +293,7 @@ func TestInterruptMidBoot(t *testing.T) {
 	t.Parallel()
 	s := startSim(t, simulator.Options{StepTime: 3 * time.Second})
 	r := startSuite(t, deployArgs(t, s)...)
-	require.Eventually(t, func() bool {
-		for _, obj := range s.Inventory() {
-			if obj.Kind == "vm" && obj.State == "ACTIVE/BOOT" {
-				return true
-			}
-		}
-		return false
-	}, 2*time.Minute, 50*time.Millisecond, "the VM never reached BOOT:\n%s", r.out.String())
+	waitForVM(t, s, r, "ACTIVE/BOOT")
 	require.NoError(t, r.cmd.Process.Signal(syscall.SIGINT))
 	r.wait(t)
 	assert.Equal(t, 130, r.code, "an interrupted run exits 130:\n%s", r.output)

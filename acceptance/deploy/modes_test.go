@@ -14,14 +14,8 @@ import (
 // waitForVM waits until the simulator's VM is in state.
 func waitForVM(t *testing.T, s *sim, r *suite, state string) {
 	t.Helper()
-	require.Eventually(t, func() bool {
-		for _, obj := range s.Inventory() {
-			if obj.Kind == "vm" && obj.State == state {
-				return true
-			}
-		}
-		return false
-	}, 2*time.Minute, 50*time.Millisecond, "the VM never reached %s:\n%s", state, r.out.String())
+	require.Eventually(t, func() bool { return s.HasVM(state) },
+		2*time.Minute, 50*time.Millisecond, "the VM never reached %s:\n%s", state, r.out.String())
 }
 
 // Ctrl-C during a long PROLOG (a large image copy): oned refuses terminate-hard there, so

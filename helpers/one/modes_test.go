@@ -18,14 +18,8 @@ import (
 // waitVMState waits until the simulator's VM is in state (e.g. ACTIVE/PROLOG).
 func waitVMState(t *testing.T, sim *simulator.Oned, state string) {
 	t.Helper()
-	require.Eventually(t, func() bool {
-		for _, obj := range sim.Inventory() {
-			if obj.Kind == "vm" && obj.State == state {
-				return true
-			}
-		}
-		return false
-	}, time.Minute, 20*time.Millisecond, "the VM never reached %s: %+v", state, sim.Inventory())
+	require.Eventually(t, func() bool { return sim.HasVM(state) },
+		time.Minute, 20*time.Millisecond, "the VM never reached %s: %+v", state, sim.Inventory())
 }
 
 // deployUntil deploys in the background and cancels the deploy once the VM is in state,
