@@ -61,7 +61,7 @@ func run(m *testing.M) (code int) {
 		password = os.Getenv(PasswordEnv)
 	}
 	var deployed *oneRun // -one.reconfigure acts on it after the checks
-	var began error      // cert.begin's: a bad -slo or -baseline (already checked)
+	var beginErr error   // cert.begin's: -slo or -baseline not applied
 	switch {
 	case *oneClean:
 		return cleanOne()
@@ -72,7 +72,7 @@ func run(m *testing.M) (code int) {
 		r, err := deployOne()
 		if r != nil {
 			cert.deployed(r)
-			began = cert.begin(report.ModeDeploy, r.d.Endpoint(), "", "")
+			beginErr = cert.begin(report.ModeDeploy, r.d.Endpoint(), "", "")
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "acceptance:", err)
@@ -112,17 +112,17 @@ func run(m *testing.M) (code int) {
 			*httpEndpointFlag = in.HTTPEndpoint
 		}
 		cert.secret(*usernameFlag, password)
-		began = cert.begin(report.ModeEmbedded, endpoint, string(in.Engine), in.EngineVersion)
+		beginErr = cert.begin(report.ModeEmbedded, endpoint, string(in.Engine), in.EngineVersion)
 	default:
 		if err := checkSuiteTimeout(); err != nil {
 			fmt.Fprintln(os.Stderr, "acceptance:", err)
 			return 2
 		}
 		cert.secret(*usernameFlag, password)
-		began = cert.begin(report.ModeEndpoint, endpoint, "", "")
+		beginErr = cert.begin(report.ModeEndpoint, endpoint, "", "")
 	}
-	if began != nil {
-		fmt.Fprintln(os.Stderr, "acceptance:", began)
+	if beginErr != nil {
+		fmt.Fprintln(os.Stderr, "acceptance:", beginErr)
 		return 2
 	}
 	var err error
