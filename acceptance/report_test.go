@@ -62,7 +62,10 @@ func (c *certification) secret(user, password string) {
 
 // begin starts this run's recorder once its password is known.
 func (c *certification) begin(mode report.Mode, endpoint, engine, engineVersion string) error {
-	version, commit := report.SuiteBuild()
+	var version, commit string
+	if c.wanted() { // it may ask git
+		version, commit = report.SuiteBuild()
+	}
 	rec = report.NewRecorder(report.Run{
 		SuiteVersion: version, SuiteCommit: commit, Start: c.start,
 		Mode: mode, Endpoint: endpoint, Model: *modelFlag,
