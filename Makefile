@@ -55,16 +55,20 @@ serve: deps-certify ## run the embedded reference appliance until Ctrl-C, printi
 SUITE := $(CURDIR)/$(BIN)/acceptance.test
 # Where certify and certify-one write the report (results.json, junit.xml, report.md, report.html).
 REPORT ?= certification/$(shell date -u +%Y%m%dT%H%M%SZ)
+# SLO gates (e.g. SLO=cpu) and an earlier results.json to compare with (BASELINE=path).
+SLO      ?=
+BASELINE ?=
+REPORT_FLAGS = -report=$(abspath $(REPORT)) $(if $(SLO),-slo=$(SLO)) $(if $(BASELINE),-baseline=$(abspath $(BASELINE)))
 
 certify: deps-certify ## certify ENDPOINT with PASSWORD (no ENDPOINT: the embedded reference appliance)
 	@go test -c -o $(SUITE) ./acceptance
 	timeout="$$(go run ./acceptance/timeout -request-timeout $(REQUEST_TIMEOUT))" && cd acceptance && \
-	  $(SUITE) -test.v -test.timeout "$$timeout" -request-timeout $(REQUEST_TIMEOUT) -report=$(abspath $(REPORT)) $(CERTIFY_FLAGS)
+	  $(SUITE) -test.v -test.timeout "$$timeout" -request-timeout $(REQUEST_TIMEOUT) $(REPORT_FLAGS) $(CERTIFY_FLAGS)
 
 certify-one: deps-certify ## deploy the image to OpenNebula (ONE_FLAGS), certify the VM, prove a reconfigure, tear everything down
 	@go test -c -o $(SUITE) ./acceptance
 	timeout="$$(go run ./acceptance/timeout -deploy -reconfigure -request-timeout $(REQUEST_TIMEOUT))" && cd acceptance && \
-	  $(SUITE) -test.v -test.timeout "$$timeout" -request-timeout $(REQUEST_TIMEOUT) -report=$(abspath $(REPORT)) -one.reconfigure $(ONE_FLAGS)
+	  $(SUITE) -test.v -test.timeout "$$timeout" -request-timeout $(REQUEST_TIMEOUT) $(REPORT_FLAGS) -one.reconfigure $(ONE_FLAGS)
 
 one-clean: ## remove your objects earlier deploy runs left in OpenNebula (named slm-copilot-acc-*, older than 6h; ONE_FLAGS=-one.clean-age=0 for all)
 	go test ./acceptance -count=1 -run '^$$' -one.clean $(ONE_FLAGS)
@@ -73,7 +77,7 @@ oned-sim: ## run the oned SIMULATOR on 127.0.0.1:2633 until Ctrl-C (try deploy m
 	go run ./fixtures/oned -listen 127.0.0.1:2633
 
 test: deps lint ## run the project's tests: every check, and proof that each one can fail
-	go test -count=1 -timeout 45m ./...
+	SLM_COPILOT_REQUIRE_CHROMIUM=1 go test -count=1 -timeout 45m ./...
 
 # Every tracked file that starts with a bash shebang, whatever its name.
 SHELL_SCRIPTS = $$(git ls-files | xargs grep -lE '^\#!/usr/bin/env bash|^\#!/bin/bash' 2>/dev/null)
