@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/slm-copilot/slm-copilot/helpers/metrics"
 )
@@ -32,11 +33,15 @@ type PrefixCache struct {
 	EnginePrefillTokensPerSecond float64 `json:"engine_prefill_tokens_per_second,omitempty"`
 }
 
-// PromptCache runs the Cline profile: first, then followUp(first, its answer).
-func (e *Endpoint) PromptCache(ctx context.Context, first Request, followUp func(first Request, answer string) Request) (*PrefixCache, error) {
+// PromptCache runs the Cline profile: first, then, think after its answer,
+// followUp(first, its answer).
+func (e *Endpoint) PromptCache(ctx context.Context, first Request, followUp func(first Request, answer string) Request, think time.Duration) (*PrefixCache, error) {
 	a, err := e.Stream(ctx, "bench/cline/first", first)
 	if err != nil {
 		return nil, fmt.Errorf("the Cline-sized first request: %w", err)
+	}
+	if err := pause(ctx, think); err != nil {
+		return nil, err
 	}
 	b, err := e.Stream(ctx, "bench/cline/follow_up", followUp(first, a.Content))
 	if err != nil {
@@ -55,4 +60,19 @@ func (e *Endpoint) PromptCache(ctx context.Context, first Request, followUp func
 		pc.EnginePrefillTokensPerSecond = t.PromptPerSecond
 	}
 	return pc, nil
+}
+
+// pause waits d, or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stopped: %s", cause(ctx))
+	}
 }

@@ -14,7 +14,11 @@ import (
 // load falls on both paths alike. Latencies in milliseconds; the differences are front
 // door minus engine, per pair, and their medians.
 type Overhead struct {
-	Pairs        int    `json:"pairs"`
+	Pairs int `json:"pairs"` // measured
+	// Failed counts pairs left out because a request of theirs failed; FirstError is
+	// the first such failure.
+	Failed       int    `json:"failed,omitempty"`
+	FirstError   string `json:"first_error,omitempty"`
 	Stop         string `json:"stop"` // StopRequests, StopDuration or why the context ended
 	PromptTokens int    `json:"prompt_tokens"`
 	OutputTokens int    `json:"output_tokens"`
@@ -37,7 +41,8 @@ type Overhead struct {
 // the front door's to the engine) and the engine's prompt cache holds r's prompt, so
 // both paths measure the same engine work and the difference is the front door's own
 // (proxying, TLS records, the credentials check), as a client with a warm connection
-// sees it. Loopback adds little, but it is in both paths alike.
+// sees it. Loopback adds little, but it is in both paths alike. A pair with a failed
+// request is left out and counted: the measurement fails only when no pair is left.
 func FrontDoorOverhead(ctx context.Context, front, engine *Endpoint, r Request, pairs int, duration time.Duration) (*Overhead, error) {
 	if pairs < 1 {
 		return nil, fmt.Errorf("front door overhead: %d pairs: want at least one", pairs)
@@ -64,12 +69,24 @@ func FrontDoorOverhead(ctx context.Context, front, engine *Endpoint, r Request, 
 			order[0], order[1] = engine, front
 		}
 		got := map[*Endpoint]metrics.Sample{}
+		var failed error
 		for _, e := range order {
 			resp, err := e.Stream(ctx, fmt.Sprintf("bench/front_door/%s/%02d", e.Name, i), r)
-			if err != nil {
-				return nil, fmt.Errorf("front door overhead: pair %d: %w", i, err)
+			if err != nil && failed == nil {
+				failed = fmt.Errorf("pair %d: %w", i, err)
 			}
 			got[e] = resp.Sample
+		}
+		if failed != nil {
+			if ctx.Err() != nil {
+				o.Stop = cause(ctx)
+				break
+			}
+			o.Failed++
+			if o.FirstError == "" {
+				o.FirstError = failed.Error()
+			}
+			continue
 		}
 		f, g := got[front], got[engine]
 		fronts, engines = append(fronts, f), append(engines, g)
@@ -79,6 +96,9 @@ func FrontDoorOverhead(ctx context.Context, front, engine *Endpoint, r Request, 
 	}
 	o.Pairs = len(fronts)
 	if o.Pairs == 0 {
+		if o.FirstError != "" {
+			return nil, fmt.Errorf("front door overhead: no pair measured: %s", o.FirstError)
+		}
 		return nil, fmt.Errorf("front door overhead: no pair measured (%s)", o.Stop)
 	}
 	o.TTFTMS, o.E2EMS = median(o.TTFTDiffsMS), median(o.E2EDiffsMS)

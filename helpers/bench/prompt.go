@@ -52,7 +52,9 @@ type Sizing struct {
 // Fit finds how many units of build make a prompt of about tokens tokens on the
 // endpoint's own tokenizer: it asks for lo and hi units (max_tokens 1, one id for both,
 // so that an engine's prompt cache spares the second request most of its prefill) and
-// draws the line through the two usage.prompt_tokens counts.
+// draws the line through the two usage.prompt_tokens counts. A probe that fails is sent
+// once more: sizing measures nothing, and one lost connection should not cost the load
+// profile (each failed probe is in the error when the second attempt fails too).
 func (e *Endpoint) Fit(ctx context.Context, build func(units int, id string) Request, tokens, lo, hi int) (Sizing, error) {
 	if lo < 1 || hi <= lo {
 		return Sizing{}, fmt.Errorf("fit: probe sizes %d and %d: want 1 ≤ lo < hi", lo, hi)
@@ -62,6 +64,15 @@ func (e *Endpoint) Fit(ctx context.Context, build func(units int, id string) Req
 		r := build(units, id)
 		r.MaxTokens = 1
 		resp, err := e.Stream(ctx, fmt.Sprintf("fit/%d", units), r)
+		if err != nil && ctx.Err() == nil {
+			var again error
+			resp, again = e.Stream(ctx, fmt.Sprintf("fit/%d", units), r)
+			if again != nil {
+				err = fmt.Errorf("%w; asked again: %w", err, again)
+			} else {
+				err = nil
+			}
+		}
 		if err != nil {
 			return 0, fmt.Errorf("fit: a prompt of %d units: %w", units, err)
 		}

@@ -56,7 +56,17 @@ type Cline struct {
 	Build func(units int, id string) Request
 	// FollowUp is the next request of the task: first's messages, the answer, a new turn.
 	FollowUp func(first Request, answer string) Request
+	// ThinkTime is the pause before the first request and between its answer and the
+	// follow-up: Cline's own work between two requests (the user's task typed, the tool
+	// run, its view updated), never a millisecond. 0: DefaultThinkTime.
+	ThinkTime time.Duration
 }
+
+// DefaultThinkTime is Cline's pause between two requests of a task. The load profile has
+// none (its workers send back to back, as serving benchmarks do), so a server that closes
+// a connection after a stream while announcing keep-alive (llama-server b11669 does)
+// shows there as failed requests, not here.
+const DefaultThinkTime = 500 * time.Millisecond
 
 // Result is what Run measured. A part that could not be measured has its error
 // instead.
@@ -84,7 +94,11 @@ func Budget(p Plan) time.Duration {
 	rt := p.Front.RequestTimeout
 	d := 2*rt + time.Duration(len(p.Concurrency))*(p.Duration+rt)
 	if p.Cline != nil {
-		d += 4 * rt
+		think := p.Cline.ThinkTime
+		if think == 0 {
+			think = DefaultThinkTime
+		}
+		d += 4*rt + 2*think
 	}
 	if p.Engine != nil {
 		d += 4*rt + p.Duration
@@ -166,7 +180,14 @@ func runCline(ctx context.Context, e *Endpoint, c *Cline, outputTokens int) (*Pr
 	if err != nil {
 		return nil, fmt.Errorf("sizing the Cline request: %w", err)
 	}
-	pc, err := e.PromptCache(ctx, build(sizing.Units, NewID()), c.FollowUp)
+	think := c.ThinkTime
+	if think == 0 {
+		think = DefaultThinkTime
+	}
+	if err := pause(ctx, think); err != nil {
+		return nil, err
+	}
+	pc, err := e.PromptCache(ctx, build(sizing.Units, NewID()), c.FollowUp, think)
 	if err != nil {
 		return nil, err
 	}
@@ -189,9 +210,13 @@ func (pc *PrefixCache) String() string {
 
 // String is a one-line account.
 func (o *Overhead) String() string {
-	return fmt.Sprintf("TTFT %+.1f ms (front door %s, engine %s), E2E %+.1f ms (%s, %s); medians of %d alternating pairs, %d prompt and %d output tokens",
+	failed := ""
+	if o.Failed > 0 {
+		failed = fmt.Sprintf("; %d pairs left out, a request failed (first: %s)", o.Failed, o.FirstError)
+	}
+	return fmt.Sprintf("TTFT %+.1f ms (front door %s, engine %s), E2E %+.1f ms (%s, %s); medians of %d alternating pairs, %d prompt and %d output tokens%s",
 		o.TTFTMS, metrics.FormatMS(o.FrontDoorTTFTMS), metrics.FormatMS(o.EngineTTFTMS),
-		o.E2EMS, metrics.FormatMS(o.FrontDoorE2EMS), metrics.FormatMS(o.EngineE2EMS), o.Pairs, o.PromptTokens, o.OutputTokens)
+		o.E2EMS, metrics.FormatMS(o.FrontDoorE2EMS), metrics.FormatMS(o.EngineE2EMS), o.Pairs, o.PromptTokens, o.OutputTokens, failed)
 }
 
 // WriteTable prints the result for a terminal: a row per level, then the Cline profile

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
 	"net/http"
 	"os"
 	"testing"
@@ -57,10 +58,18 @@ func TestFidelityWithEngineTimings(t *testing.T) {
 	t.Cleanup(func() { in.Close() })
 	front := frontDoor(t, in)
 
-	// The warm-up opens the keep-alive connection and gives the engine its first request
-	// (buffers sized on first use); it is not measured.
-	_, err = front.Stream(ctx, "warm_up", bench.LoadPrompt(4)(2, bench.NewID()))
+	// The engine has answered a completion already (the appliance is ready only then).
+	// A model list opens the client's keep-alive connection, so the TLS handshake is not
+	// in the measured TTFT; it is no stream, which llama-server would close after its end
+	// (see helpers/bench's reference test).
+	warm, err := http.NewRequestWithContext(ctx, http.MethodGet, in.Endpoint+"/v1/models", nil)
 	require.NoError(t, err)
+	warm.Header = front.Header.Clone()
+	wr, err := (&http.Client{Transport: front.Transport}).Do(warm)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, wr.Body)
+	wr.Body.Close()
+	require.Equal(t, http.StatusOK, wr.StatusCode)
 	resp, err := front.Stream(ctx, "fidelity", bench.LoadPrompt(fidelityOutputTokens)(fidelityPromptLines, bench.NewID()))
 	require.NoError(t, err)
 	s, tm := resp.Sample, resp.Timings
