@@ -196,6 +196,7 @@ footer{color:#57606a;font-size:12px;margin-top:32px}
 {{with .Baseline}}<h3>Compared with a baseline</h3>
 <p><code>{{.Path}}</code> (run of {{utc .Run.Start}}), tolerance {{pct .Tolerance}}: {{if .Regressions}}{{len .Regressions}} regressions.{{else}}no regression.{{end}}</p>
 {{with .Regressions}}<ul>{{range .}}<li>{{.Message}}</li>{{end}}</ul>{{end}}{{end}}
+{{with .Bench}}{{template "bench" .}}{{end}}
 {{end}}
 <h2>Checks</h2>
 {{range .Areas}}<h3 id="area-{{anchor .Area}}">{{.Area}} <span class="badge {{lower .Verdict}}">{{.Verdict}}</span> <span class="muted">{{.Pass}} pass · {{.Fail}} fail · {{.Skip}} skip</span></h3>

@@ -87,6 +87,9 @@ func renderMarkdown(res *Results) ([]byte, error) {
 				p("\n")
 			}
 		}
+		if m.Bench != nil {
+			p("%s", benchMarkdown(m.Bench))
+		}
 	}
 
 	p("## Environment\n\n| | |\n|---|---|\n")

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slm-copilot/slm-copilot/helpers/bench"
 	"github.com/slm-copilot/slm-copilot/helpers/copilot"
 	"github.com/slm-copilot/slm-copilot/helpers/metrics"
 )
@@ -29,6 +30,7 @@ type Recorder struct {
 	slos     []metrics.SLO
 	sloSpec  string
 	baseline *baselineInput
+	bench    []byte // the -bench result, as JSON: Results hands out copies
 }
 
 type record struct {
@@ -190,6 +192,19 @@ func (r *Recorder) Sample(s metrics.Sample) {
 	r.samples = append(r.samples, s)
 }
 
+// SetBench records what a -bench run measured, for results.json's metrics.bench and the
+// reports. The suite records each part's verdict with Result (Bench/...).
+func (r *Recorder) SetBench(b *bench.Result) error {
+	j, err := json.Marshal(b)
+	if err != nil {
+		return fmt.Errorf("bench result: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.bench = j
+	return nil
+}
+
 // SetSLOs sets the gates (metrics.ParseSLOs syntax: "cpu", "ttft_p99=500ms,..."): each
 // becomes a check SLO/<name>, and goodput is counted against them.
 func (r *Recorder) SetSLOs(spec string) error {
@@ -270,8 +285,15 @@ func (r *Recorder) Results() (*Results, error) {
 			res.Checks = append(res.Checks, c)
 		}
 	}
-	if len(r.samples) > 0 || len(r.slos) > 0 || r.baseline != nil {
+	if len(r.samples) > 0 || len(r.slos) > 0 || r.baseline != nil || r.bench != nil {
 		m := &Metrics{Samples: append([]metrics.Sample(nil), r.samples...), SLOSpec: r.sloSpec}
+		if r.bench != nil {
+			m.Bench = &bench.Result{}
+			if err := json.Unmarshal(r.bench, m.Bench); err != nil {
+				r.mu.Unlock()
+				return nil, fmt.Errorf("bench result: %w", err)
+			}
+		}
 		m.Summary = metrics.Summarize(m.Samples, r.slos)
 		m.SLOs = metrics.Evaluate(m.Summary, r.slos)
 		for _, v := range m.SLOs {

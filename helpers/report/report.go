@@ -41,6 +41,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slm-copilot/slm-copilot/helpers/bench"
 	"github.com/slm-copilot/slm-copilot/helpers/metrics"
 )
 
@@ -224,6 +225,10 @@ type Metrics struct {
 	SLOs     []metrics.Verdict `json:"slos,omitempty"`
 	SLOSpec  string            `json:"slo_spec,omitempty"`
 	Baseline *Baseline         `json:"baseline,omitempty"`
+	// Bench is what a -bench run measured (helpers/bench). Its requests are not among
+	// Samples: the SLO gates and the baseline judge the checks' interactive streams, and
+	// a level of concurrent load is reported apart, with its own goodput.
+	Bench *bench.Result `json:"bench,omitempty"`
 }
 
 // Baseline is the comparison with an earlier run's results.json.
@@ -248,7 +253,7 @@ var Areas = []struct {
 	{"Streaming", []string{"TestChatStream"}},
 	{"Cline", []string{"TestClineRequest", "TestClineToolCall"}},
 	{"Deploy", []string{"TestReconfigure", "Deploy"}},
-	{"Performance", []string{SLOPrefix, BaselinePrefix}},
+	{"Performance", []string{SLOPrefix, BaselinePrefix, BenchPrefix}},
 	{"Suite", []string{"Suite"}},
 	{"Other", nil},
 }
@@ -257,6 +262,7 @@ var Areas = []struct {
 const (
 	SLOPrefix      = "SLO"
 	BaselinePrefix = "Baseline"
+	BenchPrefix    = "Bench" // the suite's -bench parts: Bench/concurrency_1, ...
 )
 
 // AreaOf is the area of a check id, from its top-level name.
