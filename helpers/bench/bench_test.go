@@ -286,7 +286,7 @@ func TestFrontDoorOverhead(t *testing.T) {
 }
 
 // TestFrontDoorOverheadLeavesOutFailedPairs: a pair with a failed request is counted
-// and left out; no pair left is an error.
+// and left out; a failed warm-up is sent again; no pair left is an error.
 func TestFrontDoorOverheadLeavesOutFailedPairs(t *testing.T) {
 	t.Parallel()
 	front := serve(t, &fakeEngine{fail: func(n int) bool { return n == 3 }}) // the warm-up, then pairs 0 and 1
@@ -296,6 +296,12 @@ func TestFrontDoorOverheadLeavesOutFailedPairs(t *testing.T) {
 	assert.Equal(t, 1, o.Failed)
 	assert.Contains(t, o.FirstError, "pair 1: fake: status 502")
 	assert.Contains(t, o.String(), "1 pairs left out, a request failed (first: pair 1: fake: status 502")
+
+	warm := &fakeEngine{fail: func(n int) bool { return n == 1 }}
+	o, err = FrontDoorOverhead(context.Background(), serve(t, warm), serve(t, &fakeEngine{}), LoadPrompt(3)(1, NewID()), 2, time.Minute)
+	require.NoError(t, err, "a failed warm-up is sent once more")
+	assert.Equal(t, 2, o.Pairs)
+	assert.Equal(t, 1+1+2, warm.count())
 
 	front = serve(t, &fakeEngine{fail: func(n int) bool { return n > 1 }})
 	_, err = FrontDoorOverhead(context.Background(), front, serve(t, &fakeEngine{}), LoadPrompt(3)(1, NewID()), 2, time.Minute)

@@ -29,17 +29,17 @@ import (
 const engineKeepAliveRace = "front door: status 502"
 
 // Loose bounds on the front door's overhead on loopback, where it is below a
-// millisecond: nginx cannot make a request faster, but on a busy machine the median of
-// eight paired differences strays a few milliseconds either side of the true value; and
-// it adds milliseconds, not the tenths of a second that would mean buffering or a TLS
-// handshake per request.
-const (
-	overheadNoiseMS = 10.0
-	overheadMaxMS   = 250.0
-)
+// millisecond: nginx cannot make a request faster, but on a busy two-core machine one
+// request's TTFT (a cached prompt: ~7 ms) strays by a millisecond or two and its E2E
+// (16 tokens: ~80 ms) by ten or more, so the median of a dozen paired differences may
+// land a little below zero; and the front door adds milliseconds, not the tenths of a
+// second that would mean buffering or a TLS handshake per request.
+var overheadNoiseMS = map[string]float64{"TTFT": 5, "E2E": 20}
+
+const overheadMaxMS = 250.0
 
 // TestRunOnReference runs the whole bench on the reference appliance, small: two
-// levels, a Cline profile of ~2000 tokens, the front door against llama-server reached
+// levels, a Cline profile of ~2000 tokens, a dozen pairs of the front door against llama-server reached
 // directly with the engine's key. It checks that every part is measured and sane, not
 // absolute numbers: the machine may be busy.
 func TestRunOnReference(t *testing.T) {
@@ -59,7 +59,7 @@ func TestRunOnReference(t *testing.T) {
 	res := bench.Run(ctx, bench.Plan{
 		Front: front, Engine: engine,
 		Concurrency: []int{1, 2}, PromptTokens: 200, OutputTokens: 16, Requests: 4, Duration: time.Minute, SLOs: slos,
-		Cline: &bench.Cline{Tokens: 2000, Build: clineLike, FollowUp: clineFollowUp}, OverheadPairs: 8, Progress: &progress,
+		Cline: &bench.Cline{Tokens: 2000, Build: clineLike, FollowUp: clineFollowUp}, OverheadPairs: 12, Progress: &progress,
 	})
 	var table bytes.Buffer
 	res.WriteTable(&table)
@@ -107,14 +107,14 @@ func TestRunOnReference(t *testing.T) {
 		require.Empty(t, res.FrontDoorError)
 		o := res.FrontDoor
 		require.NotNil(t, o)
-		assert.Equal(t, 8, o.Pairs+o.Failed)
-		assert.GreaterOrEqual(t, o.Pairs, 4, "pairs left out: %s", o.FirstError)
+		assert.Equal(t, 12, o.Pairs+o.Failed)
+		assert.GreaterOrEqual(t, o.Pairs, 6, "pairs left out: %s", o.FirstError)
 		if o.Failed > 0 {
 			assert.Contains(t, o.FirstError, engineKeepAliveRace, "the only failure the reference may show")
 		}
 		assert.Equal(t, 16, o.OutputTokens)
 		for name, v := range map[string]float64{"TTFT": o.TTFTMS, "E2E": o.E2EMS} {
-			assert.GreaterOrEqual(t, v, -overheadNoiseMS, "%s: the front door made requests faster: %s", name, o)
+			assert.GreaterOrEqual(t, v, -overheadNoiseMS[name], "%s: the front door made requests faster: %s", name, o)
 			assert.Less(t, v, overheadMaxMS, "%s: the front door adds more than %.0f ms on loopback: %s", name, overheadMaxMS, o)
 		}
 		assert.Positive(t, o.EngineTTFTMS)
