@@ -148,9 +148,7 @@ func benchEnd() time.Time {
 }
 
 // benchEngine is the engine behind the front door, reached directly, or why there is
-// none. Each request opens its own connection: llama-server closes its connection after
-// a stream although it announced keep-alive, so a reused one may be closing (on loopback
-// a connection costs a fraction of a millisecond, on the engine's side of the comparison).
+// none.
 func benchEngine() (*bench.Endpoint, string) {
 	var base, keyFile string
 	switch {
@@ -161,19 +159,11 @@ func benchEngine() (*bench.Endpoint, string) {
 	default:
 		return nil, "the engine behind the front door is not reachable from here (on the appliance itself: -bench-engine http://127.0.0.1:8080 -bench-engine-key-file /etc/nginx/slm-copilot/engine.key)"
 	}
-	header := http.Header{}
-	if keyFile != "" {
-		key, err := os.ReadFile(keyFile)
-		if err != nil {
-			return nil, fmt.Sprintf("the engine's key: %v", err)
-		}
-		header.Set("Authorization", "Bearer "+strings.TrimSpace(string(key)))
+	e, err := bench.Engine(base, keyFile, target.Model, *requestTimeout)
+	if err != nil {
+		return nil, err.Error()
 	}
-	return &bench.Endpoint{
-		Name: "engine", URL: strings.TrimSuffix(base, "/") + "/v1/chat/completions",
-		Transport: &http.Transport{DisableKeepAlives: true}, Header: header, Model: target.Model,
-		RequestTimeout: *requestTimeout,
-	}, ""
+	return e, ""
 }
 
 // benchClineRequest is Cline's first request of a task (clineBody's messages) with units

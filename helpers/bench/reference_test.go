@@ -3,10 +3,6 @@ package bench_test
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -46,12 +42,11 @@ func TestRunOnReference(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	logf, _ := os.Create("/tmp/scratch/engine2.log")
-	defer logf.Close()
-	in, err := reference.Start(ctx, reference.Options{Log: logf})
+	in, err := reference.Start(ctx, reference.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { in.Close() })
-	front, engine := endpoints(t, in)
+	front, engine, err := bench.Reference(in, time.Minute)
+	require.NoError(t, err)
 	slos, err := metrics.ParseSLOs("cpu")
 	require.NoError(t, err)
 
@@ -119,30 +114,6 @@ func TestRunOnReference(t *testing.T) {
 		}
 		assert.Positive(t, o.EngineTTFTMS)
 	})
-}
-
-// endpoints are the instance's chat completions route through its front door (the
-// password as Bearer, its certificate trusted) and straight to llama-server (the key
-// nginx presents to it), on a new connection each time: llama-server closes its
-// connection after a stream anyway (see engineKeepAliveRace), and a reused one may be
-// closing.
-func endpoints(t *testing.T, in *reference.Instance) (front, engine *bench.Endpoint) {
-	t.Helper()
-	pem, err := os.ReadFile(in.CACert)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(pem))
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, MaxIdleConnsPerHost: 4}
-	direct := &http.Transport{DisableKeepAlives: true}
-	t.Cleanup(tr.CloseIdleConnections)
-	t.Cleanup(direct.CloseIdleConnections)
-	key, err := os.ReadFile(in.Files.EngineKey)
-	require.NoError(t, err)
-	front = &bench.Endpoint{Name: "front door", URL: in.Endpoint + "/v1/chat/completions", Transport: tr,
-		Header: http.Header{"Authorization": {"Bearer " + in.Password}}, Model: in.Model, RequestTimeout: time.Minute}
-	engine = &bench.Endpoint{Name: "engine", URL: "http://" + in.Files.Upstream + "/v1/chat/completions", Transport: direct,
-		Header: http.Header{"Authorization": {"Bearer " + strings.TrimSpace(string(key))}}, Model: in.Model, RequestTimeout: time.Minute}
-	return front, engine
 }
 
 // clineLike is a Cline-shaped first request: a system prompt of units tool sections, the

@@ -2,11 +2,8 @@ package metrics_test
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"io"
 	"net/http"
-	"os"
 	"testing"
 	"time"
 
@@ -56,7 +53,8 @@ func TestFidelityWithEngineTimings(t *testing.T) {
 	in, err := reference.Start(ctx, reference.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { in.Close() })
-	front := frontDoor(t, in)
+	front, _, err := bench.Reference(in, time.Minute)
+	require.NoError(t, err)
 
 	// The engine has answered a completion already (the appliance is ready only then).
 	// A model list opens the client's keep-alive connection, so the TLS handshake is not
@@ -93,21 +91,4 @@ func TestFidelityWithEngineTimings(t *testing.T) {
 		"the harness's TTFT (%s) is shorter than the engine's prompt processing (%s), which it contains", s.TTFT, engineTTFT)
 	assert.LessOrEqual(t, ttftGap, fidelityTolerance,
 		"the harness's TTFT (%s) exceeds the engine's prompt_ms (%s) by more than %.0f %%", s.TTFT, engineTTFT, 100*fidelityTolerance)
-}
-
-// frontDoor is the instance's chat completions route through nginx, with the password
-// as Bearer, trusting the instance's certificate.
-func frontDoor(t *testing.T, in *reference.Instance) *bench.Endpoint {
-	t.Helper()
-	pem, err := os.ReadFile(in.CACert)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(pem))
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &bench.Endpoint{
-		Name: "front door", URL: in.Endpoint + "/v1/chat/completions", Transport: tr,
-		Header: http.Header{"Authorization": {"Bearer " + in.Password}}, Model: in.Model,
-		RequestTimeout: time.Minute,
-	}
 }
