@@ -48,6 +48,10 @@ var benchReference *reference.Instance
 // It returns 1 when a part failed (a request failed, or the suite's end cut it), else 0.
 func runBench() int {
 	if !*benchFlag {
+		if f := flag.Lookup("test.bench"); f != nil && f.Value.String() != "" {
+			// go test takes -bench for its own benchmark pattern before the suite sees it.
+			fmt.Fprintf(os.Stderr, "acceptance: go test read -bench=%s as its benchmark pattern: for the load profile pass the suite's -bench after -args (go test ./acceptance ... -args -bench), or run the compiled suite\n", f.Value)
+		}
 		return 0
 	}
 	slos, err := metrics.ParseSLOs(reportFlags.SLO) // checked before the run

@@ -339,6 +339,7 @@ func TestBudget(t *testing.T) {
 	p.Cline = &Cline{}
 	p.Engine = &Endpoint{}
 	assert.Equal(t, 2*5*time.Minute+3*(3+5)*time.Minute+4*5*time.Minute+2*DefaultThinkTime+4*5*time.Minute+3*time.Minute, Budget(p))
+	assert.Equal(t, Budget(p), DefaultBudget(5*time.Minute), "the defaults are those of the suite's -bench")
 }
 
 // TestRunAndTable: Run on a fake engine, then its terminal table and its JSON.

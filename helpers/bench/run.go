@@ -106,6 +106,14 @@ func Budget(p Plan) time.Duration {
 	return d
 }
 
+// DefaultBudget is Budget of the default plan (DefaultConcurrency, DefaultDuration, the
+// Cline profile and the front door's overhead) at requestTimeout: what go test's
+// -timeout needs beyond the checks for a -bench run with its default bounds.
+func DefaultBudget(requestTimeout time.Duration) time.Duration {
+	return Budget(Plan{Front: &Endpoint{RequestTimeout: requestTimeout}, Engine: &Endpoint{},
+		Concurrency: DefaultConcurrency, Duration: DefaultDuration, Cline: &Cline{}})
+}
+
 // Run sizes the load's prompt, runs each concurrency level, the Cline profile and the
 // front door's overhead, in that order, and stops where ctx ends.
 func Run(ctx context.Context, p Plan) *Result {
