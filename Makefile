@@ -58,16 +58,19 @@ REPORT ?= certification/$(shell date -u +%Y%m%dT%H%M%SZ)
 # SLO gates (e.g. SLO=cpu) and an earlier results.json to compare with (BASELINE=path).
 SLO      ?=
 BASELINE ?=
-REPORT_FLAGS = -report=$(abspath $(REPORT)) $(if $(SLO),-slo=$(SLO)) $(if $(BASELINE),-baseline=$(abspath $(BASELINE)))
+# BENCH=1: after the checks, the load profile (-bench); BENCH_FLAGS for its bounds (-bench-concurrency=1,2 ...).
+BENCH       ?=
+BENCH_FLAGS ?=
+REPORT_FLAGS = $(if $(BENCH),-bench $(BENCH_FLAGS)) -report=$(abspath $(REPORT)) $(if $(SLO),-slo=$(SLO)) $(if $(BASELINE),-baseline=$(abspath $(BASELINE)))
 
 certify: deps-certify ## certify ENDPOINT with PASSWORD (no ENDPOINT: the embedded reference appliance)
 	@go test -c -o $(SUITE) ./acceptance
-	timeout="$$(go run ./acceptance/timeout -request-timeout $(REQUEST_TIMEOUT))" && cd acceptance && \
+	timeout="$$(go run ./acceptance/timeout -request-timeout $(REQUEST_TIMEOUT) $(if $(BENCH),-bench))" && cd acceptance && \
 	  $(SUITE) -test.v -test.timeout "$$timeout" -request-timeout $(REQUEST_TIMEOUT) $(REPORT_FLAGS) $(CERTIFY_FLAGS)
 
 certify-one: deps-certify ## deploy the image to OpenNebula (ONE_FLAGS), certify the VM, prove a reconfigure, tear everything down
 	@go test -c -o $(SUITE) ./acceptance
-	timeout="$$(go run ./acceptance/timeout -deploy -reconfigure -request-timeout $(REQUEST_TIMEOUT))" && cd acceptance && \
+	timeout="$$(go run ./acceptance/timeout -deploy -reconfigure -request-timeout $(REQUEST_TIMEOUT) $(if $(BENCH),-bench))" && cd acceptance && \
 	  $(SUITE) -test.v -test.timeout "$$timeout" -request-timeout $(REQUEST_TIMEOUT) $(REPORT_FLAGS) -one.reconfigure $(ONE_FLAGS)
 
 one-clean: ## remove your objects earlier deploy runs left in OpenNebula (named slm-copilot-acc-*, older than 6h; ONE_FLAGS=-one.clean-age=0 for all)
