@@ -15,14 +15,9 @@ import (
 	"github.com/slm-copilot/slm-copilot/helpers/reference"
 )
 
-// engineKeepAliveRace is the one failure the reference appliance's load may show:
-// llama-server (b11669) announces keep-alive on a streamed answer ("Keep-Alive: timeout=5,
-// max=100") and then closes the connection, so nginx, which keeps its upstream connections
-// (keepalive 8), now and then sends the next request on a connection the engine is closing
-// and answers 502 ("upstream prematurely closed connection while reading response header").
-// Back-to-back requests, as the load's workers send them, meet it in a few percent of
-// cases.
-const engineKeepAliveRace = "front door: status 502"
+// llama-server (b11669) announces keep-alive on a streamed answer and then closes the
+// connection; the front door retries such a reused connection on a new one
+// (proxy_next_upstream error non_idempotent in site.conf.tmpl), so no request may fail.
 
 // Loose bounds on the front door's overhead on loopback, where it is below a
 // millisecond: nginx cannot make a request faster, but on a busy two-core machine one
@@ -69,12 +64,7 @@ func TestRunOnReference(t *testing.T) {
 			s := lv.Summary
 			assert.Equal(t, bench.StopRequests, lv.Stop, "concurrency %d", lv.Concurrency)
 			assert.Equal(t, 4, s.Requests, "concurrency %d", lv.Concurrency)
-			for _, smp := range lv.Samples {
-				if !smp.OK() {
-					assert.Contains(t, smp.Error, engineKeepAliveRace, "the only failure the reference may show under load")
-				}
-			}
-			require.Positive(t, s.Completed, "concurrency %d: %s", lv.Concurrency, lv.FirstError())
+			require.Equal(t, s.Requests, s.Completed, "concurrency %d: every request completes: %s", lv.Concurrency, lv.FirstError())
 			assert.Equal(t, s.Completed*16, s.OutputTokens, "ignore_eos: every answer is max_tokens long")
 			assert.InDelta(t, s.Completed*res.Sizing.Tokens, s.PromptTokens, float64(s.Completed)*res.Sizing.PerUnit, "the prompts are the fitted size")
 			assert.Positive(t, s.TTFT.P50)
@@ -102,11 +92,7 @@ func TestRunOnReference(t *testing.T) {
 		require.Empty(t, res.FrontDoorError)
 		o := res.FrontDoor
 		require.NotNil(t, o)
-		assert.Equal(t, 12, o.Pairs+o.Failed)
-		assert.GreaterOrEqual(t, o.Pairs, 6, "pairs left out: %s", o.FirstError)
-		if o.Failed > 0 {
-			assert.Contains(t, o.FirstError, engineKeepAliveRace, "the only failure the reference may show")
-		}
+		assert.Equal(t, 12, o.Pairs, "every pair measured: %s", o.FirstError)
 		assert.Equal(t, 16, o.OutputTokens)
 		for name, v := range map[string]float64{"TTFT": o.TTFTMS, "E2E": o.E2EMS} {
 			assert.GreaterOrEqual(t, v, -overheadNoiseMS[name], "%s: the front door made requests faster: %s", name, o)
