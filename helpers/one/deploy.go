@@ -582,6 +582,9 @@ func (c *Client) follow(ctx context.Context, d *Deployment, id int, done func(vm
 	began := time.Now()
 	for {
 		s, err := c.vmStatus(ctx, id)
+		if err != nil && ctx.Err() != nil {
+			return context.Cause(ctx) // the wait's own reason, wherever its deadline struck
+		}
 		if err != nil {
 			return err
 		}
