@@ -358,11 +358,48 @@ func testContextWindow(t *testing.T, task *clineStream) {
 			assert.True(t, s.status >= 400 && s.status < 500, "a prompt of ~%d tokens (over -context-size %d) got %d %s: expected a 4xx refusal (the client's prompt is too long, not a server fault)",
 				expected, *contextSizeFlag, s.status, snippet(s.body))
 			assert.True(t, ct == "application/json" && bytes.Contains(s.body, []byte(`"error"`)), "the refusal of a prompt over the context is %q %s, not a JSON error object", ct, snippet(s.body))
+			assert.True(t, clineSeesOverflow(s.status, s.body), "the refusal %d %s is not one Cline takes for a context overflow: it compacts its history on a 400 whose error message names the context length or tokens, and otherwise shows the error and stops",
+				s.status, snippet(s.body))
 			assert.LessOrEqual(t, s.wall(), bound, "the refusal of a prompt over the context took %s, longer than answering a ~%d-token prompt (%s): the engine processed what it had to refuse",
 				s.wall().Round(time.Millisecond), clineSizedTokens, bound.Round(time.Millisecond))
 			t.Logf("~%d-token prompt refused in %s with %d %s", expected, s.wall().Round(time.Millisecond), s.status, snippet(s.body))
 		}
 	})
+}
+
+// clineOverflowPatterns: what Cline v3.89.2 takes for a context overflow in an error's
+// message (apps/vscode/src/core/context/context-management/context-error-handling.ts,
+// checkIsOpenRouterContextWindowError, which needs the HTTP status 400 too).
+var clineOverflowPatterns = []*regexp.Regexp{
+	regexp.MustCompile(`(?i)\bcontext\s*(?:length|window)\b`),
+	regexp.MustCompile(`(?i)\bmaximum\s*context\b`),
+	regexp.MustCompile(`(?i)\b(?:input\s*)?tokens?\s*exceed`),
+	regexp.MustCompile(`(?i)\btoo\s*many\s*tokens?\b`),
+}
+
+// clineSeesOverflow tells whether Cline compacts its history on this answer: a 400 whose
+// message matches clineOverflowPatterns, or whose error code is 400 and whose message
+// holds "token" or "context length" (checkIsOpenAIContextWindowError, same file).
+func clineSeesOverflow(status int, body []byte) bool {
+	var e struct {
+		Error struct {
+			Code    any    `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if status != http.StatusBadRequest || json.Unmarshal(body, &e) != nil {
+		return false
+	}
+	msg := e.Error.Message
+	if fmt.Sprint(e.Error.Code) == "400" && (strings.Contains(msg, "token") || strings.Contains(msg, "context length")) {
+		return true
+	}
+	for _, p := range clineOverflowPatterns {
+		if p.MatchString(msg) {
+			return true
+		}
+	}
+	return false
 }
 
 // counted is what the instance counted for a prompt, and how long its answer took.

@@ -131,6 +131,7 @@ build {
       "${var.appliance_dir}/appliance.sh",
       "${var.appliance_dir}/frontdoor.sh",
       "${var.appliance_dir}/site.conf.tmpl",
+      "${var.appliance_dir}/context-guard.js",
       "${var.appliance_dir}/slm-copilot-ready",
       "${var.appliance_dir}/local-ai.service",
       "${var.appliance_dir}/slm-copilot-certify",

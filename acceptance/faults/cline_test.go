@@ -102,6 +102,20 @@ func clineFaults() []fault {
 			fails: map[string]string{"TestClineRequest/context_window/cline_sized_prompt": "the instance refused Cline's ~10000-token prompt"},
 		},
 		{
+			// The front door without its context guard: chat completions go straight to the
+			// engine, and llama-server refuses in words Cline does not take for an overflow
+			// (LocalAI answers 200 with the error in the stream: engineFaults).
+			name:   "context_guard_missing",
+			tamper: edit(site, "js_content slm_copilot_guard.chat;", "rewrite ^ $uri break;\n        proxy_pass http://slm_copilot_engine;"),
+			fails:  map[string]string{"TestClineRequest/context_window/prompt_over_context_refused": "is not one Cline takes for a context overflow"},
+		},
+		{
+			// The guard refuses in its own words, which name neither tokens nor the context.
+			name:   "context_guard_message_unrecognised",
+			tamper: edit(guard, "the request exceeds the available context length: about ${prompt} prompt tokens, over the ${context}-token context of this instance", "the request is too large for this instance"),
+			fails:  map[string]string{"TestClineRequest/context_window/prompt_over_context_refused": "is not one Cline takes for a context overflow"},
+		},
+		{
 			// A hop that trims long system prompts to fit, as engines with "truncate" modes do.
 			name:   "cline_prompt_truncated",
 			tamper: truncating.tamper,
@@ -115,8 +129,7 @@ func clineFaults() []fault {
 // rewriteFirst makes nginx rewrite the first from into to in each event stream, as a
 // broken proxy or engine would get one chunk wrong.
 func rewriteFirst(from, to string) func(*reference.Files) error {
-	const anchor = "proxy_pass http://slm_copilot_engine;\n    }"
-	return edit(site, anchor, fmt.Sprintf("proxy_pass http://slm_copilot_engine;\n        sub_filter '%s' '%s';\n        sub_filter_once on;\n        sub_filter_types text/event-stream;\n    }", from, to))
+	return filterEngine(fmt.Sprintf("sub_filter '%s' '%s';\nsub_filter_once on;\nsub_filter_types text/event-stream;", from, to))
 }
 
 // upstreamServer finds the engine address in the site's upstream block.

@@ -51,6 +51,10 @@ var engineFaults = map[string]map[string]string{
 	"tool_arguments_mangled":   nil,
 	"tool_call_id_dropped":     nil,
 	"tool_message_refused":     nil,
+	// core/http/endpoints/openai/chat.go: an over-context prompt is a 200 stream whose last
+	// event is an error.
+	"context_guard_missing":              {"TestClineRequest/context_window/prompt_over_context_refused": "was answered 200 with the error in the stream"},
+	"context_guard_message_unrecognised": nil,
 }
 
 // faultRuns are the fault runs of TestEveryCheckCanFail: every fault against the default
@@ -66,12 +70,6 @@ func faultRuns() []fault {
 		opts := f.opts
 		f.name += "_localai"
 		f.fails = merge(f.fails, phrases)
-		// Where a fault runs the context-window checks, LocalAI's known defect shows too.
-		for name := range localAIDefects {
-			if _, required := f.fails[name]; !required && f.related(clineContextWindow) {
-				f.mayFail = append(f.mayFail, name)
-			}
-		}
 		f.opts = func(o *reference.Options) {
 			if opts != nil {
 				opts(o)
@@ -114,39 +112,13 @@ func TestEngineFaultsExist(t *testing.T) {
 	}
 }
 
-// localAIDefects are the checks the appliance's real engine fails, read from LocalAI
-// v4.9.0's source, with the reason each must give: the suite reports them on every real
-// appliance until the appliance works around them.
-var localAIDefects = map[string]string{
-	// core/http/endpoints/openai/chat.go: an over-context prompt is a 200 stream whose last
-	// event is an error, which Cline does not take for a context overflow.
-	"TestClineRequest/context_window/prompt_over_context_refused": "was answered 200 with the error in the stream",
-}
-
 // TestCorrectLocalAIApplianceAlwaysPasses: the whole suite passes against the reference
 // appliance with the engine the appliance runs (LocalAI v4.9.0's personality), as a user
-// runs it and verifying the chain with -ca-cert, except localAIDefects, which must fail
-// for their reason. Repetition against flakes is TestCorrectApplianceAlwaysPasses'
-// (LocalAI's one slot makes each run minutes long).
+// runs it and verifying the chain with -ca-cert. Repetition against flakes is
+// TestCorrectApplianceAlwaysPasses' (LocalAI's one slot makes each run minutes long).
 func TestCorrectLocalAIApplianceAlwaysPasses(t *testing.T) {
 	t.Parallel()
 	in := startInstance(t, reference.Options{Engine: reference.EngineLocalAI})
-	passedEveryTime(t, dropDefects(t, dropUnjudgeable(t, runSuite(t, in))), 1)
-	passedEveryTime(t, dropDefects(t, runSuite(t, in, "-ca-cert", in.CACert)), 1)
-}
-
-// dropDefects requires each of localAIDefects to have failed with its reason, then leaves
-// it and the tests above it out of run's results.
-func dropDefects(t *testing.T, run *suiteRun) *suiteRun {
-	t.Helper()
-	for name, reason := range localAIDefects {
-		assert.Equal(t, []string{"fail"}, run.results[name], "%s: LocalAI v4.9 fails it; if it passes now, the personality or the check changed\n%s", name, run.output[name])
-		assert.Contains(t, run.output[name], reason, "%s failed, but not for LocalAI's known reason", name)
-		for test := range run.results {
-			if test == name || isAncestor(test, name) {
-				delete(run.results, test)
-			}
-		}
-	}
-	return run
+	passedEveryTime(t, dropUnjudgeable(t, runSuite(t, in)), 1)
+	passedEveryTime(t, runSuite(t, in, "-ca-cert", in.CACert), 1)
 }

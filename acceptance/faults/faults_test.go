@@ -390,6 +390,7 @@ func dropUnjudgeable(t *testing.T, run *suiteRun) *suiteRun {
 
 func site(f *reference.Files) string    { return f.Site }
 func secrets(f *reference.Files) string { return f.Secrets }
+func guard(f *reference.Files) string   { return f.Guard }
 
 // edit replaces each old with new (pairs) in the chosen file; a missing old is an error,
 // so a template change cannot silently turn a fault into a no-op.
@@ -425,8 +426,17 @@ func replaceN(path, old, new string, n int) error {
 // rewriteBodies makes nginx rewrite from into to in the engine's responses of the given
 // content types, as a broken proxy or engine would.
 func rewriteBodies(from, to, types string) func(*reference.Files) error {
+	return filterEngine(fmt.Sprintf("sub_filter '%s' '%s';\nsub_filter_once off;\nsub_filter_types %s;", from, to, types))
+}
+
+// filterEngine adds nginx directives (one per line) to both locations that proxy to the
+// engine: the catch-all, and the one chat completions reach past the context guard.
+func filterEngine(directives string) func(*reference.Files) error {
 	const anchor = "proxy_pass http://slm_copilot_engine;\n    }"
-	return edit(site, anchor, fmt.Sprintf("proxy_pass http://slm_copilot_engine;\n        sub_filter '%s' '%s';\n        sub_filter_once off;\n        sub_filter_types %s;\n    }", from, to, types))
+	indented := strings.ReplaceAll("\n"+directives, "\n", "\n        ")
+	return func(f *reference.Files) error {
+		return replaceN(f.Site, anchor, "proxy_pass http://slm_copilot_engine;"+indented+"\n    }", 2)
+	}
 }
 
 // certificate replaces the instance's TLS pair with one valid from notBefore to notAfter

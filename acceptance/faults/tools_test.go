@@ -104,12 +104,11 @@ func plainTemplate(f *reference.Files) error {
 
 // rewriteBodiesEach is rewriteBodies for several from, to pairs at once.
 func rewriteBodiesEach(types string, pairs ...string) func(*reference.Files) error {
-	const anchor = "proxy_pass http://slm_copilot_engine;\n    }"
 	var filters strings.Builder
 	for i := 0; i+1 < len(pairs); i += 2 {
-		fmt.Fprintf(&filters, "\n        sub_filter '%s' '%s';", pairs[i], pairs[i+1])
+		fmt.Fprintf(&filters, "sub_filter '%s' '%s';\n", pairs[i], pairs[i+1])
 	}
-	return edit(site, anchor, fmt.Sprintf("proxy_pass http://slm_copilot_engine;%s\n        sub_filter_once off;\n        sub_filter_types %s;\n    }", filters.String(), types))
+	return filterEngine(fmt.Sprintf("%ssub_filter_once off;\nsub_filter_types %s;", filters.String(), types))
 }
 
 // requestRelay passes every request on to the engine, except that it answers 400 with an

@@ -79,6 +79,7 @@ SLM_HTTP_LISTEN="${SLM_HTTP_LISTEN:-80}"
 SLM_HTTPS_LISTEN="${SLM_HTTPS_LISTEN:-443}"
 SLM_ENGINE_ADDR="${SLM_ENGINE_ADDR:-127.0.0.1:8080}"
 SLM_ENGINE_HEALTH_PATH="${SLM_ENGINE_HEALTH_PATH:-/readyz}"
+SLM_ENGINE_TOKENIZE_PATH="${SLM_ENGINE_TOKENIZE_PATH:-/v1/tokenize}"
 SLM_NGINX_CONF="${SLM_NGINX_CONF:-/etc/nginx/nginx.conf}"
 SLM_ADDRESSES="${SLM_ADDRESSES:-}"
 
@@ -359,6 +360,7 @@ render_site() {
     [[ "${SLM_HTTPS_LISTEN##*:}" == "443" ]] || redirect_port=":${SLM_HTTPS_LISTEN##*:}"
     mkdir -p "$(dirname "${P_SITE}")" "$(dirname "${P_SITE_LINK}")"
     install -d -m 0755 "${P_ACME}" # nginx's workers serve the ACME challenges from it
+    install -D -m 0644 "${APPLIANCE_DIR}/context-guard.js" "${P_NGINX}/context-guard.js" || return
     frontdoor_render_site "${APPLIANCE_DIR}/site.conf.tmpl" "${P_SITE}" \
         "SECRETS_CONF=${P_NGINX}/secrets.conf" \
         "HTPASSWD_FILE=${P_NGINX}/htpasswd" \
@@ -366,6 +368,10 @@ render_site() {
         "TLS_KEY=${key}" \
         "ENGINE_ADDR=${SLM_ENGINE_ADDR}" \
         "ENGINE_HEALTH_PATH=${SLM_ENGINE_HEALTH_PATH}" \
+        "ENGINE_TOKENIZE_PATH=${SLM_ENGINE_TOKENIZE_PATH}" \
+        "CONTEXT_GUARD=${P_NGINX}/context-guard.js" \
+        "CONTEXT_SIZE=$((10#${ONEAPP_COPILOT_CONTEXT_SIZE}))" \
+        "MODEL_ID=${MODEL_ID}" \
         "READY_MARKER=${P_READY}" \
         "ACME_ROOT=${P_ACME}" \
         "HTTP_LISTEN=${SLM_HTTP_LISTEN}" \
@@ -614,7 +620,7 @@ add_engine_user() {
 install_packages() {
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq &&
-        apt-get install -y -qq --no-install-recommends nginx apache2-utils openssl jq curl certbot ca-certificates
+        apt-get install -y -qq --no-install-recommends nginx libnginx-mod-http-js apache2-utils openssl jq curl certbot ca-certificates
 }
 
 # install_units installs the appliance's programs and units and enables none of them: the
@@ -624,6 +630,7 @@ install_units() {
     install -D -m 0755 "${APPLIANCE_DIR}/slm-copilot-ready" "${P_SBIN}/slm-copilot-ready" &&
         install -D -m 0644 "${APPLIANCE_DIR}/frontdoor.sh" "${P_SHARE}/frontdoor.sh" &&
         install -D -m 0644 "${APPLIANCE_DIR}/site.conf.tmpl" "${P_SHARE}/site.conf.tmpl" &&
+        install -D -m 0644 "${APPLIANCE_DIR}/context-guard.js" "${P_SHARE}/context-guard.js" &&
         install -D -m 0644 "${APPLIANCE_DIR}/local-ai.service" "${P_UNITS}/local-ai.service" &&
         chown -R "${LOCALAI_USER}:${LOCALAI_USER}" "${SLM_ROOT}/opt/local-ai" &&
         systemctl daemon-reload &&

@@ -12,11 +12,11 @@ import (
 )
 
 // Files holds the appliance script (appliance.sh), the front door it renders (frontdoor.sh,
-// site.conf.tmpl), the readiness marker script (slm-copilot-ready), the engine's unit
+// site.conf.tmpl, context-guard.js), the readiness marker script (slm-copilot-ready), the engine's unit
 // (local-ai.service) and the certification wrapper (slm-copilot-certify): what Packer uploads
 // into the image (a build test compares the lists).
 //
-//go:embed appliance.sh frontdoor.sh site.conf.tmpl slm-copilot-ready local-ai.service slm-copilot-certify
+//go:embed appliance.sh frontdoor.sh site.conf.tmpl context-guard.js slm-copilot-ready local-ai.service slm-copilot-certify
 var Files embed.FS
 
 // Unpack writes Files into dir (dir/appliance.sh, ...), as the image build installs them.

@@ -331,6 +331,7 @@ var localAIRoutes = []route{
 	{http.MethodPost, "/v1/completions", (*localAI).completion},
 	{http.MethodPost, "/completions", (*localAI).completion},
 	{http.MethodPost, "/v1/embeddings", (*localAI).embeddings},
+	{http.MethodPost, "/v1/tokenize", (*localAI).tokenize},
 	{http.MethodPost, "/embeddings", (*localAI).embeddings},
 	{http.MethodGet, "/version", (*localAI).version},
 	{http.MethodGet, "/.well-known/localai.json", (*localAI).wellKnown},
@@ -1190,6 +1191,45 @@ func (r *localAI) embeddings(w http.ResponseWriter, req *http.Request) {
 	}
 	if res.Usage != nil {
 		out.Usage.PromptTokens, out.Usage.TotalTokens = res.Usage.PromptTokens, res.Usage.PromptTokens
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// tokenize is TokenizeEndpoint (core/http/endpoints/localai/tokenize.go): the model's
+// tokenizer on "content" (the llama-cpp backend's TokenizeString: no special tokens, no
+// slot taken), {"tokens": [...]} back; a request naming no model is a bare 400.
+func (r *localAI) tokenize(w http.ResponseWriter, req *http.Request) {
+	var in struct {
+		Model   string `json:"model"`
+		Content string `json:"content"`
+	}
+	if err := json.NewDecoder(req.Body).Decode(&in); err != nil {
+		httpError(w, http.StatusBadRequest, "failed parsing request body: "+err.Error())
+		return
+	}
+	if in.Model == "" {
+		httpError(w, http.StatusBadRequest, "Bad Request")
+		return
+	}
+	if _, ok := r.resolveModel(w, in.Model); !ok {
+		return
+	}
+	resp, err := r.ask(req.Context(), "/tokenize", map[string]any{"content": in.Content, "add_special": false})
+	if err != nil {
+		serverError(w, err.Error())
+		return
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Tokens []int32 `json:"tokens"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		serverError(w, grpcInternal(llamaError(resp)))
+		return
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		serverError(w, err.Error())
+		return
 	}
 	writeJSON(w, http.StatusOK, out)
 }

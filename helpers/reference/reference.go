@@ -89,6 +89,7 @@ type Options struct {
 type Files struct {
 	Dir       string   // instance directory and configure's root, removed by Close unless Options.Dir
 	Site      string   // the rendered nginx site (appliances/slm-copilot/site.conf.tmpl)
+	Guard     string   // the context guard the site loads (appliances/slm-copilot/context-guard.js)
 	Secrets   string   // nginx maps holding the Bearer check and the engine key
 	Htpasswd  string   // HTTP Basic credentials
 	Cert, Key string   // TLS material
@@ -285,6 +286,7 @@ func (in *Instance) configureAppliance(ctx context.Context, opts Options, engine
 	in.Files = Files{
 		Dir:       dir,
 		Site:      filepath.Join(dir, "etc", "nginx", "sites-available", "slm-copilot.conf"),
+		Guard:     filepath.Join(nginxDir, "context-guard.js"),
 		Secrets:   filepath.Join(nginxDir, "secrets.conf"),
 		Htpasswd:  filepath.Join(nginxDir, "htpasswd"),
 		Cert:      filepath.Join(nginxDir, "tls", "cert.pem"),
@@ -296,15 +298,17 @@ func (in *Instance) configureAppliance(ctx context.Context, opts Options, engine
 		Address:   opts.Address,
 		HTTPSPort: httpsPort,
 	}
-	healthPath := "/health" // llama-server's; LocalAI's is /readyz, appliance.sh's default
+	// llama-server's paths; LocalAI's are appliance.sh's defaults.
+	healthPath, tokenizePath := "/health", "/tokenize"
 	if opts.Engine == EngineLocalAI {
-		healthPath = "/readyz"
+		healthPath, tokenizePath = "/readyz", "/v1/tokenize"
 	}
 	env := append([]string{
 		"SLM_HTTP_LISTEN=" + net.JoinHostPort(opts.Address, strconv.Itoa(httpPort)),
 		"SLM_HTTPS_LISTEN=" + net.JoinHostPort(opts.Address, strconv.Itoa(httpsPort)),
 		"SLM_ENGINE_ADDR=" + in.Files.Upstream,
 		"SLM_ENGINE_HEALTH_PATH=" + healthPath,
+		"SLM_ENGINE_TOKENIZE_PATH=" + tokenizePath,
 		"SLM_ADDRESSES=" + opts.Address + " localhost",
 		// One engine thread: instances run side by side on a few shared cores, where
 		// ggml's threads, spinning while they wait for each other, slow generation tenfold.
@@ -365,6 +369,7 @@ func mainConfText(root string) string {
 daemon off;
 worker_processes auto;
 %s
+load_module /usr/lib/nginx/modules/ngx_http_js_module.so;
 pid %[2]s/nginx.pid;
 error_log %[2]s/logs/error.log warn;
 events { worker_connections 512; }
