@@ -617,6 +617,8 @@ add_engine_user() {
         useradd --system --home-dir /opt/local-ai --shell /usr/sbin/nologin "${LOCALAI_USER}"
 }
 
+# install_packages: libnginx-mod-http-js runs the context guard (Ubuntu 24.04 universe,
+# source libnginx-mod-js 0.8.2; its modules-enabled file loads it into Ubuntu's nginx.conf).
 install_packages() {
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq &&
