@@ -102,14 +102,6 @@ func clineFaults() []fault {
 			fails: map[string]string{"TestClineRequest/context_window/cline_sized_prompt": "the instance refused Cline's ~10000-token prompt"},
 		},
 		{
-			// The front door without its context guard: chat completions go straight to the
-			// engine, and llama-server refuses in words Cline does not take for an overflow
-			// (LocalAI answers 200 with the error in the stream: engineFaults).
-			name:   "context_guard_missing",
-			tamper: edit(site, "js_content slm_copilot_guard.chat;", "rewrite ^ $uri break;\n        proxy_pass http://slm_copilot_engine;"),
-			fails:  map[string]string{"TestClineRequest/context_window/prompt_over_context_refused": "is not one Cline takes for a context overflow"},
-		},
-		{
 			// The guard refuses in its own words, which name neither tokens nor the context.
 			name:   "context_guard_message_unrecognised",
 			tamper: edit(guard, "the request exceeds the available context length: about ${prompt} prompt tokens, over the ${context}-token context of this instance", "the request is too large for this instance"),

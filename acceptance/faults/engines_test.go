@@ -45,15 +45,12 @@ var engineFaults = map[string]map[string]string{
 	// an arguments chunk, both with the id: chat_emit.go buildDeferredToolCallChunks), so
 	// the faults that rewrite llama-server's incremental pieces (a later delta without id,
 	// an arguments piece that is exactly "{") have nothing to act on behind LocalAI.
-	"template_without_tools":   nil,
-	"tool_calls_dropped":       nil,
-	"tool_call_other_function": nil,
-	"tool_arguments_mangled":   nil,
-	"tool_call_id_dropped":     nil,
-	"tool_message_refused":     nil,
-	// core/http/endpoints/openai/chat.go: an over-context prompt is a 200 stream whose last
-	// event is an error.
-	"context_guard_missing":              {"TestClineRequest/context_window/prompt_over_context_refused": "was answered 200 with the error in the stream"},
+	"template_without_tools":             nil,
+	"tool_calls_dropped":                 nil,
+	"tool_call_other_function":           nil,
+	"tool_arguments_mangled":             nil,
+	"tool_call_id_dropped":               nil,
+	"tool_message_refused":               nil,
 	"context_guard_message_unrecognised": nil,
 }
 
@@ -85,6 +82,17 @@ func faultRuns() []fault {
 func localAIOnlyFaults() []fault {
 	localAI := func(o *reference.Options) { o.Engine = reference.EngineLocalAI }
 	return []fault{
+		{
+			// The front door without its context guard: chat completions go straight to
+			// LocalAI, which answers a prompt over the context with a 200 stream whose last
+			// event is an error (core/http/endpoints/openai/chat.go). (llama-server refuses
+			// it itself with a 400 Cline recognises: "request (N tokens) exceeds the
+			// available context size".)
+			name:   "context_guard_missing",
+			opts:   localAI,
+			tamper: edit(site, "js_content slm_copilot_guard.chat;", "rewrite ^ $uri break;\n        proxy_pass http://slm_copilot_engine;"),
+			fails:  map[string]string{"TestClineRequest/context_window/prompt_over_context_refused": "was answered 200 with the error in the stream"},
+		},
 		{
 			// The health locations ask LocalAI's /system (with the engine's key, as nginx sends
 			// it) instead of /readyz: the public answer names the backend and the model.
