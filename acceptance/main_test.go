@@ -30,7 +30,7 @@ const PasswordEnv = "SLM_COPILOT_PASSWORD"
 
 var (
 	endpointFlag     = flag.String("endpoint", "", "https URL of the instance; empty: start the embedded reference appliance")
-	passwordFlag     = flag.String("password", "", "the instance's password (default $"+PasswordEnv+")")
+	passwordFlag     = flag.String("password", "", "the instance's password (default $"+PasswordEnv+"); without -endpoint the embedded reference's, random if none")
 	usernameFlag     = flag.String("username", reference.Username, "HTTP Basic user")
 	modelFlag        = flag.String("model", reference.DefaultModel, "model id the instance must serve")
 	caCertFlag       = flag.String("ca-cert", "", "PEM file to verify the certificate chain against; empty: accept and inspect a self-signed certificate")
@@ -48,8 +48,11 @@ func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
+// cert is this run's certification: TestMain's, and that of the handlers that end the
+// binary early (a signal, the -timeout near), which skip TestMain's deferred calls.
+var cert = newCertification()
+
 func run(m *testing.M) (code int) {
-	cert := newCertification()
 	if err := reportFlags.Check(); err != nil {
 		fmt.Fprintln(os.Stderr, "acceptance:", err)
 		return 2
@@ -101,7 +104,7 @@ func run(m *testing.M) (code int) {
 			return 2
 		}
 	case endpoint == "":
-		in, err := startReference()
+		in, err := startReference(password)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "acceptance:", err)
 			return 2
@@ -119,6 +122,8 @@ func run(m *testing.M) (code int) {
 			fmt.Fprintln(os.Stderr, "acceptance:", err)
 			return 2
 		}
+		exitOnSignal(func() {})
+		exitBeforeDeadline(func() {})
 		cert.secret(*usernameFlag, password)
 		beginErr = cert.begin(report.ModeEndpoint, endpoint, "", "")
 	}
@@ -172,9 +177,9 @@ func run(m *testing.M) (code int) {
 	return code
 }
 
-// startReference starts the embedded reference appliance and stops it on Ctrl-C too,
-// since an interrupted test binary skips deferred calls.
-func startReference() (*reference.Instance, error) {
+// startReference starts the embedded reference appliance and stops it on Ctrl-C and
+// before the -timeout too, since a binary ended so skips deferred calls.
+func startReference(password string) (*reference.Instance, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	began := time.Now()
@@ -182,20 +187,48 @@ func startReference() (*reference.Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	in, err := reference.Start(ctx, reference.Options{Model: *modelFlag, Engine: engine})
+	// A -password (or $SLM_COPILOT_PASSWORD) is the reference's; none, a random one.
+	in, err := reference.Start(ctx, reference.Options{Model: *modelFlag, Engine: engine, Password: password})
 	if err != nil {
 		return nil, fmt.Errorf("no -endpoint given, and the embedded reference appliance did not start: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "acceptance: no -endpoint: certifying the embedded reference appliance at %s (engine %s, up in %s)\n",
 		in.Endpoint, in.EngineVersion, time.Since(began).Round(time.Millisecond))
+	stop := func() { in.Close() }
+	exitOnSignal(stop)
+	exitBeforeDeadline(stop)
+	return in, nil
+}
+
+// exitOnSignal ends the run on Ctrl-C or SIGTERM: the report is written with what the
+// checks recorded so far (the interruption a failed check), then cleanup runs and the
+// binary exits 130.
+func exitOnSignal(cleanup func()) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() {
-		<-sig
-		in.Close()
-		os.Exit(130)
+		s := <-sig
+		fmt.Fprintf(os.Stderr, "acceptance: %v: stopping the run; its report keeps what the checks recorded so far\n", s)
+		code := cert.interrupt(130, fmt.Sprintf("%v: the run was stopped before its end", s))
+		cleanup()
+		os.Exit(code)
 	}()
-	return in, nil
+}
+
+// exitBeforeDeadline ends the run shortly before go test's -timeout, whose panic would
+// end the binary without a report: the report is written, cleanup runs, and the binary
+// exits 1.
+func exitBeforeDeadline(cleanup func()) {
+	kill, total := killTime()
+	margin := min(max(total/20, 10*time.Second), time.Minute)
+	go func() {
+		time.Sleep(time.Until(kill.Add(-margin)))
+		why := fmt.Sprintf("the test -timeout %s was near: the run stopped %s before it to write its report; rerun with a longer -timeout (make certify sizes it from -request-timeout: go run ./acceptance/timeout)", total, margin)
+		fmt.Fprintln(os.Stderr, "acceptance:", why)
+		code := cert.interrupt(1, why)
+		cleanup()
+		os.Exit(code)
+	}()
 }
 
 // exchange is one HTTP request and what came back, with the body read in full.

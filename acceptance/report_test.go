@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,6 +45,9 @@ type certification struct {
 	stop    func()   // ends the capture of go test's output
 	deploy  *oneRun
 	kept    string // the note on the deploy's objects after teardown
+
+	endMu sync.Mutex // end runs once: at TestMain's end, or from a handler that ends the run early
+	ended bool
 }
 
 func newCertification() *certification { return &certification{start: time.Now()} }
@@ -223,16 +227,11 @@ func probeEngine(ctx context.Context) (engine, version string) {
 	return "", ""
 }
 
-// capture makes go test's output the report's source of verdicts and messages. Passing
-// tests print their verdict only under -v, so a report turns -v on (as -json does).
+// capture makes go test's output the report's source of verdicts and messages (it
+// turns verbose output on: passing tests print their verdict only then).
 func (c *certification) capture() error {
 	if !c.wanted() {
 		return nil
-	}
-	if f := flag.Lookup("test.v"); f != nil && f.Value.String() == "false" {
-		if err := flag.Set("test.v", "true"); err != nil {
-			return err
-		}
 	}
 	stop, err := rec.CaptureOutput()
 	if err != nil {
@@ -254,6 +253,12 @@ func (c *certification) uncapture() {
 // the summary, and returns the run's exit code: a failed verdict, or a report that could
 // not be written, fails a run that would otherwise pass.
 func (c *certification) end(code int) int {
+	c.endMu.Lock()
+	defer c.endMu.Unlock()
+	if c.ended {
+		return code
+	}
+	c.ended = true
 	c.uncapture()
 	if !c.wanted() || !c.begun {
 		return code
@@ -282,6 +287,16 @@ func (c *certification) end(code int) int {
 		code = max(code, 1)
 	}
 	return code
+}
+
+// interrupt ends a run that cannot reach its end (a signal, the -timeout near): the
+// report says why, as a failed check, and keeps what the checks recorded so far; checks
+// cut short say so. It returns the exit code, as end does.
+func (c *certification) interrupt(code int, why string) int {
+	if c.begun {
+		rec.Interrupt(why, time.Since(c.start))
+	}
+	return c.end(code)
 }
 
 // settings are the flags a reader needs to reproduce the run: those given (never a

@@ -34,6 +34,18 @@ func silentAddress(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// buildSuite compiles the acceptance suite, to run as make certify runs it: go test itself
+// would turn its exit codes (2, 130) into 1.
+func buildSuite(t *testing.T) string {
+	t.Helper()
+	suite := filepath.Join(t.TempDir(), "acceptance.test")
+	build := exec.Command("go", "test", "-c", "-o", suite, "./acceptance")
+	build.Dir = moduleRoot(t)
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "build the suite: %s", out)
+	return suite
+}
+
 // TestPreflight: an endpoint that does not answer, is not TLS, or refuses the password
 // with both Bearer and Basic ends the run before any check with one message naming what
 // to check, and exit code 2 (as a new user hits with `make certify ENDPOINT=... PASSWORD=...`).
@@ -41,12 +53,7 @@ func TestPreflight(t *testing.T) {
 	t.Parallel()
 	in := startInstance(t, reference.Options{})
 	password := canaryPassword(t)
-	// The compiled suite, run as make certify runs it: go test itself would turn exit 2 into 1.
-	suite := filepath.Join(t.TempDir(), "acceptance.test")
-	build := exec.Command("go", "test", "-c", "-o", suite, "./acceptance")
-	build.Dir = moduleRoot(t)
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "build the suite: %s", out)
+	suite := buildSuite(t)
 	tests := []struct {
 		name, endpoint, password, want string
 	}{

@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -9,6 +10,7 @@ import (
 	"encoding/pem"
 	"encoding/xml"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -284,4 +286,104 @@ func assertNoSecretInDir(t *testing.T, dir, user, password string) {
 	})
 	require.NoError(t, err)
 	assert.Equal(t, 4, files, "the report's four files")
+}
+
+// TestStoppedRunLeavesReport: a run ended early, by Ctrl-C or by go test's -timeout
+// coming near, still writes its report: the checks that ended keep their verdicts, the
+// ones cut short say so, a failed Suite/interrupted says why, and no file holds the
+// password. The -timeout run uses the embedded reference, started with a canary password.
+func TestStoppedRunLeavesReport(t *testing.T) {
+	t.Parallel()
+	suite := buildSuite(t)
+	// TestClineRequest's context-window check prefills for most of a minute: the run is
+	// stopped inside it.
+	checks := []string{"-test.v", "-test.run", "^TestClineRequest$", "-request-timeout", suiteRequestTimeout.String()}
+	t.Run("interrupt", func(t *testing.T) {
+		t.Parallel()
+		in := startInstance(t, reference.Options{})
+		dir := filepath.Join(t.TempDir(), "report")
+		out, code := runUntil(t, exec.Command(suite, append(checks, "-test.timeout", copilot.SuiteTimeout(suiteRequestTimeout).String(),
+			"-endpoint", in.Endpoint, "-http-endpoint", in.HTTPEndpoint, "-password", in.Password, "-report", dir)...),
+			"=== RUN   TestClineRequest/context_window")
+		assert.Equal(t, 130, code, "a run stopped by Ctrl-C exits 130:\n%s", out)
+		res := assertStoppedReport(t, dir, out, in.Username, in.Password, "interrupt: the run was stopped before its end")
+		assert.Equal(t, report.ModeEndpoint, res.Run.Mode)
+	})
+	t.Run("timeout", func(t *testing.T) {
+		t.Parallel()
+		password := canaryPassword(t)
+		dir := filepath.Join(t.TempDir(), "report")
+		const timeout = 45 * time.Second
+		out, code := runUntil(t, exec.Command(suite, append(checks, "-test.timeout", timeout.String(), "-password", password, "-report", dir)...), "")
+		assert.Equal(t, 1, code, "a run stopped before its -timeout exits 1:\n%s", out)
+		assert.NotContains(t, out, "panic: test timed out", "the run must end before go test's own timeout panics")
+		res := assertStoppedReport(t, dir, out, reference.Username, password, "the test -timeout "+timeout.String()+" was near")
+		assert.Equal(t, report.ModeEmbedded, res.Run.Mode)
+	})
+}
+
+// runUntil runs the compiled suite cmd until it ends; once its output has a line starting
+// with signalAt (when not empty), it sends it SIGINT, as Ctrl-C does. It returns the output
+// and the exit code.
+func runUntil(t *testing.T, cmd *exec.Cmd, signalAt string) (string, int) {
+	t.Helper()
+	cmd.Dir = filepath.Join(moduleRoot(t), "acceptance")
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	require.NoError(t, cmd.Start())
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait(); pw.Close() }()
+	var out strings.Builder
+	sc := bufio.NewScanner(pr)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	signalled := false
+	deadline := time.AfterFunc(5*time.Minute, func() { _ = cmd.Process.Kill() })
+	defer deadline.Stop()
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if signalAt != "" && !signalled && strings.HasPrefix(sc.Text(), signalAt) {
+			require.NoError(t, cmd.Process.Signal(os.Interrupt))
+			signalled = true
+		}
+	}
+	err := <-waited
+	if _, isExit := err.(*exec.ExitError); err != nil && !isExit {
+		t.Fatalf("the suite did not run: %v\n%s", err, out.String())
+	}
+	if signalAt != "" {
+		require.True(t, signalled, "the run never printed %q:\n%s", signalAt, out.String())
+	}
+	return out.String(), cmd.ProcessState.ExitCode()
+}
+
+// assertStoppedReport checks the report of a run stopped early for why (in the failed
+// Suite/interrupted and in a check cut short), the checks that ended before it, and the
+// password in no file and not in the output.
+func assertStoppedReport(t *testing.T, dir, out, user, password, why string) *report.Results {
+	t.Helper()
+	assert.NotContains(t, out, password, "the suite printed the password")
+	require.FileExists(t, filepath.Join(dir, report.ResultsFile), out)
+	assertNoSecretInDir(t, dir, user, password)
+	res, err := report.ReadResults(filepath.Join(dir, report.ResultsFile))
+	require.NoError(t, err)
+	assert.Equal(t, report.Fail, res.Verdict)
+	checks := map[string]report.Check{}
+	for _, c := range res.Checks {
+		checks[c.ID] = c
+	}
+	stopped := checks[report.InterruptedID]
+	assert.Equal(t, report.Fail, stopped.Verdict, "%s: %s", report.InterruptedID, stopped.Message)
+	assert.Contains(t, stopped.Message, why)
+	ended := checks["TestClineRequest/model_list_refresh"]
+	assert.Equal(t, report.Pass, ended.Verdict, "a check that ended before the stop keeps its verdict: %s\n%s", ended.Message, out)
+	var cut []string
+	for id, c := range checks {
+		if strings.Contains(c.Message, "not finished: "+why) {
+			assert.Equal(t, report.Skip, c.Verdict, id)
+			cut = append(cut, id)
+		}
+	}
+	assert.NotEmpty(t, cut, "no check says it was cut short (the context-window check was running)")
+	assert.Contains(t, out, "SLM-Copilot certification: FAIL", "the terminal summary")
+	return res
 }

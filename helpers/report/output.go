@@ -2,6 +2,7 @@ package report
 
 import (
 	"bufio"
+	"flag"
 	"io"
 	"os"
 	"regexp"
@@ -16,7 +17,19 @@ import (
 // os.Stdout back and hands what was parsed to the recorder. Everything is still printed
 // as before. It reads the three shapes go test prints: plain (failures only), -v, and
 // -json (test2json framing).
+//
+// So that a test's verdict is known when it ends, which a run stopped early needs, it
+// turns testing's output to test2json's framing (-test.v=test2json), which prints each
+// subtest's verdict as it ends where -v prints them when the parent ends, and takes the
+// framing off again on the way to the terminal unless go test -json asked for it.
 func (r *Recorder) CaptureOutput() (stop func(), err error) {
+	framed := true
+	if f := flag.Lookup("test.v"); f != nil && f.Value.String() != "test2json" {
+		if err := flag.Set("test.v", "test2json"); err != nil {
+			return nil, err
+		}
+		framed = false
+	}
 	orig := os.Stdout
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -25,12 +38,18 @@ func (r *Recorder) CaptureOutput() (stop func(), err error) {
 	os.Stdout = pw
 	p := &outputParser{tests: map[string]*parsed{}}
 	done := make(chan struct{})
+	term := &unframer{w: orig}
 	go func() {
 		defer close(done)
-		br := bufio.NewReader(io.TeeReader(pr, orig))
+		br := bufio.NewReader(pr)
 		for {
 			line, err := br.ReadString('\n')
 			if line != "" {
+				if framed {
+					_, _ = io.WriteString(orig, line)
+				} else {
+					term.line(line)
+				}
 				p.line(strings.TrimRight(line, "\r\n"))
 			}
 			if err != nil {
@@ -54,6 +73,28 @@ func (r *Recorder) CaptureOutput() (stop func(), err error) {
 		pr.Close()
 		r.mergeOutput(p)
 	}, nil
+}
+
+// unframer writes test2json-framed output as -v prints it: without the framing byte, and
+// with a "=== NAME" line only where a message follows it (test2json's framing names the
+// test before every report line too).
+type unframer struct {
+	w       io.Writer
+	pending string // a "=== NAME" line, written if a message follows it
+}
+
+func (u *unframer) line(l string) {
+	framed := strings.HasPrefix(l, "\x16")
+	l = strings.TrimPrefix(l, "\x16")
+	if framed && strings.HasPrefix(l, "=== NAME") {
+		u.pending = l
+		return
+	}
+	if !framed && u.pending != "" && strings.TrimSpace(strings.TrimPrefix(u.pending, "=== NAME")) != "" {
+		_, _ = io.WriteString(u.w, u.pending)
+	}
+	u.pending = ""
+	_, _ = io.WriteString(u.w, l)
 }
 
 // parsed is what go test's output said about one test.

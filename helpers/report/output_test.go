@@ -76,3 +76,32 @@ func TestOutputParser(t *testing.T) {
 		assert.Equal(t, 1500*time.Millisecond, p.tests["TestB"].duration, name)
 	}
 }
+
+// TestUnframer: test2json-framed output reaches the terminal as -v prints it: no framing
+// byte, and a "=== NAME" line only where a message of that test follows.
+func TestUnframer(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		in   []string
+		want string
+	}{
+		{"report lines", []string{"\x16=== RUN   TestA\n", "\x16=== NAME  TestA\n", "\x16--- PASS: TestA (0.00s)\n"},
+			"=== RUN   TestA\n--- PASS: TestA (0.00s)\n"},
+		{"message after a switch", []string{"\x16=== CONT  TestB\n", "\x16=== NAME  TestA\n", "    a_test.go:4: hello\n"},
+			"=== CONT  TestB\n=== NAME  TestA\n    a_test.go:4: hello\n"},
+		{"unnamed", []string{"\x16=== NAME  \n", "acceptance: 30 model calls\n"}, "acceptance: 30 model calls\n"},
+		{"a test's own text", []string{"=== NAME is not framed\n"}, "=== NAME is not framed\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var b strings.Builder
+			u := &unframer{w: &b}
+			for _, l := range tt.in {
+				u.line(l)
+			}
+			assert.Equal(t, tt.want, b.String())
+		})
+	}
+}

@@ -31,6 +31,8 @@ type Recorder struct {
 	sloSpec  string
 	baseline *baselineInput
 	bench    []byte // the -bench result, as JSON: Results hands out copies
+	// interrupted says why the run stopped before its end ("" when it did not).
+	interrupted string
 }
 
 type record struct {
@@ -115,6 +117,16 @@ func (r *Recorder) Result(id string, v Verdict, d time.Duration, message string)
 	if message != "" {
 		rec.messages = append(rec.messages, r.red.Redact(message))
 	}
+}
+
+// Interrupt records that the run stops before its end (a signal, the -timeout near): a
+// failed InterruptedID check says why, and each check that had begun and not ended is a
+// SKIP that says it was cut, rather than one without a verdict.
+func (r *Recorder) Interrupt(why string, d time.Duration) {
+	r.mu.Lock()
+	r.interrupted = r.red.Redact(why)
+	r.mu.Unlock()
+	r.Result(InterruptedID, Fail, d, why)
 }
 
 // Log adds a message to a test's record, beside what go test printed for it.
@@ -361,7 +373,11 @@ func (r *Recorder) check(n string, names []string) (Check, bool) {
 		return Check{}, false
 	}
 	c := Check{ID: n, Verdict: rec.verdict, Duration: rec.duration, Message: strings.Join(rec.messages, "\n")}
-	if c.Verdict == "" {
+	switch {
+	case c.Verdict == "" && r.interrupted != "":
+		c.Verdict = Skip
+		c.Message = strings.TrimSpace(c.Message + "\nnot finished: " + r.interrupted)
+	case c.Verdict == "":
 		c.Verdict = Skip
 		c.Message = strings.TrimSpace(c.Message + "\nno verdict recorded: the test did not call report.Track and go test printed none")
 	}

@@ -263,6 +263,8 @@ const (
 	SLOPrefix      = "SLO"
 	BaselinePrefix = "Baseline"
 	BenchPrefix    = "Bench" // the suite's -bench parts: Bench/concurrency_1, ...
+	// InterruptedID is the check that says why a run stopped before its end.
+	InterruptedID = "Suite/interrupted"
 )
 
 // AreaOf is the area of a check id, from its top-level name.

@@ -99,6 +99,32 @@ func TestLeavesAndInheritedEvidence(t *testing.T) {
 	assert.Nil(t, res.Metrics)
 }
 
+// TestInterruptedRun: a run stopped before its end fails with the reason, and a check
+// that had begun and not ended says it was cut; finished checks keep their verdicts. The
+// reason is redacted like any message.
+func TestInterruptedRun(t *testing.T) {
+	t.Parallel()
+	rec := NewRecorder(Run{Endpoint: "https://x"}, NewRedactor([]string{"copilot"}, "canary-s3cret"))
+	rec.Result("TestA", Pass, time.Second, "")
+	rec.Log("TestB/running", "asked the engine")
+	rec.Interrupt("interrupt: the run was stopped (canary-s3cret)", 3*time.Second)
+	res, err := rec.Results()
+	require.NoError(t, err)
+	got := map[string]Check{}
+	for _, c := range res.Checks {
+		got[c.ID] = c
+	}
+	assert.Equal(t, Pass, got["TestA"].Verdict)
+	assert.Equal(t, Skip, got["TestB/running"].Verdict)
+	assert.Contains(t, got["TestB/running"].Message, "not finished: interrupt: the run was stopped")
+	assert.Equal(t, Fail, got[InterruptedID].Verdict)
+	assert.Equal(t, "Suite", got[InterruptedID].Area)
+	assert.Equal(t, Fail, res.Verdict)
+	for _, c := range res.Checks {
+		assert.NotContains(t, c.Message, "canary-s3cret", c.ID)
+	}
+}
+
 func keys[V any](m map[string]V) []string {
 	var out []string
 	for k := range m {
