@@ -18,7 +18,12 @@ var errSuiteTimeout = fmt.Errorf("go test's -timeout is about to end this run")
 // cut there fails with its reason instead of the whole run dying without a report.
 func suiteEnd() time.Time {
 	kill, total := killTime()
-	return kill.Add(-min(max(total/20, 10*time.Second), time.Minute))
+	return kill.Add(-suiteMargin(total))
+}
+
+// suiteMargin is how long before go test's -timeout (total) the requests stop.
+func suiteMargin(total time.Duration) time.Duration {
+	return min(max(total/20, 10*time.Second), time.Minute)
 }
 
 // checkSuiteTimeout refuses, before any check, a -timeout too short for the model calls a

@@ -236,9 +236,10 @@ func (r *oneRun) onSignal(cancel context.CancelCauseFunc, deployed <-chan struct
 	case <-deployed:
 	case <-time.After(30 * time.Second):
 	}
+	cert.stopChecks(130, fmt.Sprintf("%v: the run was stopped before its end, and run %s torn down", s, r.d.RunID))
 	start := time.Now()
 	cert.teardown(r.finish(), time.Since(start))
-	os.Exit(cert.interrupt(130, fmt.Sprintf("%v: the run was stopped before its end, and run %s torn down", s, r.d.RunID)))
+	os.Exit(cert.end(130))
 }
 
 // onDeadline tears down when the checks run into the test timeout (the deploy itself
@@ -246,9 +247,10 @@ func (r *oneRun) onSignal(cancel context.CancelCauseFunc, deployed <-chan struct
 func (r *oneRun) onDeadline() {
 	time.Sleep(time.Until(r.stopAt))
 	logOne("the test -timeout is near: tearing down run %s before go test kills this binary", r.d.RunID)
+	cert.stopChecks(1, fmt.Sprintf("the test -timeout was near: the checks were stopped and run %s torn down before go test would kill the binary; rerun with a longer -timeout (make certify-one sizes it)", r.d.RunID))
 	start := time.Now()
 	cert.teardown(r.finish(), time.Since(start))
-	os.Exit(cert.interrupt(1, fmt.Sprintf("the test -timeout was near: the checks were stopped and run %s torn down before go test would kill the binary; rerun with a longer -timeout (make certify-one sizes it)", r.d.RunID)))
+	os.Exit(cert.end(1))
 }
 
 // finish tears down (or keeps, with -one.keep) exactly once.

@@ -154,6 +154,9 @@ func run(m *testing.M) (code int) {
 		fmt.Fprintln(os.Stderr, "acceptance:", err)
 		return 2
 	}
+	if stopped := cert.stopped(); stopped != 0 {
+		return stopped // a handler stopped the run before its checks: none start now
+	}
 	code = m.Run()
 	cert.uncapture()
 	code = max(code, runBench())
@@ -217,10 +220,11 @@ func exitOnSignal(cleanup func()) {
 
 // exitBeforeDeadline ends the run shortly before go test's -timeout, whose panic would
 // end the binary without a report: the report is written, cleanup runs, and the binary
-// exits 1.
+// exits 1. It acts half way between suiteEnd, where requests stop and their checks fail
+// with that reason, and the -timeout: for a check that does not end even then.
 func exitBeforeDeadline(cleanup func()) {
 	kill, total := killTime()
-	margin := min(max(total/20, 10*time.Second), time.Minute)
+	margin := suiteMargin(total) / 2
 	go func() {
 		time.Sleep(time.Until(kill.Add(-margin)))
 		why := fmt.Sprintf("the test -timeout %s was near: the run stopped %s before it to write its report; rerun with a longer -timeout (make certify sizes it from -request-timeout: go run ./acceptance/timeout)", total, margin)

@@ -48,6 +48,9 @@ type certification struct {
 
 	endMu sync.Mutex // end runs once: at TestMain's end, or from a handler that ends the run early
 	ended bool
+	exit  int // the exit code of a run stopped early (stopChecks), whoever ends it
+
+	captureMu sync.Mutex // capture ends once, at the end or when the checks are stopped
 }
 
 func newCertification() *certification { return &certification{start: time.Now()} }
@@ -243,6 +246,8 @@ func (c *certification) capture() error {
 
 // uncapture ends capture.
 func (c *certification) uncapture() {
+	c.captureMu.Lock()
+	defer c.captureMu.Unlock()
 	if c.stop != nil {
 		c.stop()
 		c.stop = nil
@@ -255,6 +260,7 @@ func (c *certification) uncapture() {
 func (c *certification) end(code int) int {
 	c.endMu.Lock()
 	defer c.endMu.Unlock()
+	code = max(code, c.exit)
 	if c.ended {
 		return code
 	}
@@ -289,13 +295,31 @@ func (c *certification) end(code int) int {
 	return code
 }
 
-// interrupt ends a run that cannot reach its end (a signal, the -timeout near): the
-// report says why, as a failed check, and keeps what the checks recorded so far; checks
-// cut short say so. It returns the exit code, as end does.
-func (c *certification) interrupt(code int, why string) int {
+// stopChecks makes the checks' verdicts so far final, for a run that cannot reach its end
+// (a signal, the -timeout near): what they do after (fail as a teardown cuts them off) is
+// not theirs. The report says why, as a failed check; checks cut short say so; the run
+// exits with code whoever ends it.
+func (c *certification) stopChecks(code int, why string) {
+	c.endMu.Lock()
+	c.exit = code
+	c.endMu.Unlock()
+	c.uncapture()
 	if c.begun {
 		rec.Interrupt(why, time.Since(c.start))
 	}
+}
+
+// stopped is the exit code stopChecks set, 0 while the run goes on.
+func (c *certification) stopped() int {
+	c.endMu.Lock()
+	defer c.endMu.Unlock()
+	return c.exit
+}
+
+// interrupt stops the checks and ends the run at once, for runs with nothing to tear
+// down first. It returns the exit code, as end does.
+func (c *certification) interrupt(code int, why string) int {
+	c.stopChecks(code, why)
 	return c.end(code)
 }
 

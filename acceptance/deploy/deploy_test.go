@@ -28,6 +28,7 @@ import (
 
 	"github.com/slm-copilot/slm-copilot/fixtures/oned/simulator"
 	"github.com/slm-copilot/slm-copilot/helpers/reference"
+	"github.com/slm-copilot/slm-copilot/helpers/report"
 )
 
 // suiteBinary is the acceptance suite compiled once by TestMain.
@@ -433,7 +434,8 @@ func waitForOutput(t *testing.T, r *suite, phrase string) {
 func TestInterruptDuringChecks(t *testing.T) {
 	t.Parallel()
 	s := startTamperedSim(t, simulator.Options{}, hungEngine(t))
-	r := startSuite(t, deployArgs(t, s, "-request-timeout=3m")...)
+	dir := filepath.Join(t.TempDir(), "report")
+	r := startSuite(t, deployArgs(t, s, "-request-timeout=3m", "-report="+dir)...)
 	waitForOutput(t, r, "=== RUN   Test")
 	require.NoError(t, r.cmd.Process.Signal(syscall.SIGINT))
 	r.wait(t)
@@ -442,6 +444,7 @@ func TestInterruptDuringChecks(t *testing.T) {
 	assert.Contains(t, r.output, "teardown complete")
 	assertNothingLeft(t, s)
 	assertNoPassword(t, s, r.output)
+	assertStoppedReport(t, s, dir, "interrupt: the run was stopped before its end", true)
 }
 
 // Checks that run into -timeout give way to teardown before go test would kill the binary.
@@ -449,11 +452,49 @@ func TestTimeoutDuringChecks(t *testing.T) {
 	t.Parallel()
 	s := startTamperedSim(t, simulator.Options{}, hungEngine(t))
 	began := time.Now()
-	r := runSuite(t, deployArgs(t, s, "-request-timeout=3m", "-test.timeout=90s")...)
+	dir := filepath.Join(t.TempDir(), "report")
+	r := runSuite(t, deployArgs(t, s, "-request-timeout=3m", "-test.timeout=90s", "-report="+dir)...)
 	assert.Equal(t, 1, r.code, r.output)
 	assert.Contains(t, r.output, "the test -timeout is near: tearing down")
 	assert.Contains(t, r.output, "teardown complete")
 	assert.NotContains(t, r.output, "panic: test timed out", "teardown comes before go test's own timeout")
 	assert.Less(t, time.Since(began), 90*time.Second, "the run ended before its -timeout")
 	assertNothingLeft(t, s)
+	assertStoppedReport(t, s, dir, "the test -timeout was near", false)
+}
+
+// assertStoppedReport checks the report of a deploy run stopped early: the deploy and the
+// teardown passed, a failed Suite/interrupted says why, no check failed against the VM
+// torn down after the stop, one running at it (when checking wants that: the hung engine
+// may hold the run in its preflight instead) says it was cut, and no file holds the
+// guest's password.
+func assertStoppedReport(t *testing.T, s *sim, dir, why string, checking bool) {
+	t.Helper()
+	s.mu.Lock()
+	passwords := append([]string(nil), s.passwords...)
+	s.mu.Unlock()
+	for _, pw := range passwords {
+		assertNotInReport(t, dir, pw)
+	}
+	res, err := report.ReadResults(filepath.Join(dir, report.ResultsFile))
+	require.NoError(t, err)
+	assert.Equal(t, report.Fail, res.Verdict)
+	checks := map[string]report.Check{}
+	cut := 0
+	for _, c := range res.Checks {
+		checks[c.ID] = c
+		if strings.Contains(c.Message, "not finished: "+why) {
+			cut++
+		}
+		if strings.HasPrefix(c.ID, "Test") {
+			assert.NotContains(t, c.Message, "connection refused", "%s ran against the VM torn down after the stop", c.ID)
+		}
+	}
+	assert.Equal(t, report.Pass, checks["Deploy/deploy"].Verdict, checks["Deploy/deploy"].Message)
+	assert.Equal(t, report.Pass, checks["Deploy/teardown"].Verdict, checks["Deploy/teardown"].Message)
+	assert.Equal(t, report.Fail, checks[report.InterruptedID].Verdict)
+	assert.Contains(t, checks[report.InterruptedID].Message, why)
+	if checking {
+		assert.Positive(t, cut, "no check says it was cut short")
+	}
 }
