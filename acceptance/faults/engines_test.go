@@ -45,13 +45,12 @@ var engineFaults = map[string]map[string]string{
 	// an arguments chunk, both with the id: chat_emit.go buildDeferredToolCallChunks), so
 	// the faults that rewrite llama-server's incremental pieces (a later delta without id,
 	// an arguments piece that is exactly "{") have nothing to act on behind LocalAI.
-	"template_without_tools":             nil,
-	"tool_calls_dropped":                 nil,
-	"tool_call_other_function":           nil,
-	"tool_arguments_mangled":             nil,
-	"tool_call_id_dropped":               nil,
-	"tool_message_refused":               nil,
-	"context_guard_message_unrecognised": nil,
+	"template_without_tools":   nil,
+	"tool_calls_dropped":       nil,
+	"tool_call_other_function": nil,
+	"tool_arguments_mangled":   nil,
+	"tool_call_id_dropped":     nil,
+	"tool_message_refused":     nil,
 }
 
 // faultRuns are the fault runs of TestEveryCheckCanFail: every fault against the default
