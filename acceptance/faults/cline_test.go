@@ -108,10 +108,17 @@ func clineFaults() []fault {
 			fails:  map[string]string{"TestClineRequest/context_window/prompt_over_context_refused": "is not one Cline takes for a context overflow"},
 		},
 		{
-			// A hop that trims long system prompts to fit, as engines with "truncate" modes do.
-			name:   "cline_prompt_truncated",
-			tamper: truncating.tamper,
-			after:  truncating.stopWithTest,
+			// A hop that trims long system prompts to fit, as engines with "truncate" modes do,
+			// behind a front door without its context guard (which would refuse the prompt
+			// over the context before the hop cuts it).
+			name: "cline_prompt_truncated",
+			tamper: func(f *reference.Files) error {
+				if err := truncating.tamper(f); err != nil {
+					return err
+				}
+				return withoutGuard(f)
+			},
+			after: truncating.stopWithTest,
 			fails: map[string]string{"TestClineRequest/context_window/cline_sized_prompt": "the engine served a cut prompt",
 				"TestClineRequest/context_window/prompt_over_context_refused": "was answered 200"},
 		},

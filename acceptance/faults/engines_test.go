@@ -89,7 +89,7 @@ func localAIOnlyFaults() []fault {
 			// available context size".)
 			name:   "context_guard_missing",
 			opts:   localAI,
-			tamper: edit(site, "js_content slm_copilot_guard.chat;", "rewrite ^ $uri break;\n        proxy_pass http://slm_copilot_engine;"),
+			tamper: withoutGuard,
 			fails:  map[string]string{"TestClineRequest/context_window/prompt_over_context_refused": "was answered 200 with the error in the stream"},
 		},
 		{

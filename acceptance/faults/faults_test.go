@@ -429,6 +429,9 @@ func rewriteBodies(from, to, types string) func(*reference.Files) error {
 	return filterEngine(fmt.Sprintf("sub_filter '%s' '%s';\nsub_filter_once off;\nsub_filter_types %s;", from, to, types))
 }
 
+// withoutGuard sends chat completions straight to the engine, past no context guard.
+var withoutGuard = edit(site, "js_content slm_copilot_guard.chat;", "rewrite ^ $uri break;\n        proxy_pass http://slm_copilot_engine;")
+
 // filterEngine adds nginx directives (one per line) to both locations that proxy to the
 // engine: the catch-all, and the one chat completions reach past the context guard.
 func filterEngine(directives string) func(*reference.Files) error {
