@@ -104,6 +104,9 @@ func (c *certification) deployed(r *oneRun) {
 // teardown records the end of the deployment: removed, kept, or not removed.
 func (c *certification) teardown(code int, d time.Duration) {
 	r := c.deploy
+	if r == nil {
+		return // stopped during the deploy: TestMain records the teardown when deployOne returns
+	}
 	switch {
 	case *oneKeep && code == 0:
 		c.kept = "kept (-one.keep)"
