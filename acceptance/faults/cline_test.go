@@ -172,9 +172,7 @@ type truncatingRelay struct {
 func (r *truncatingRelay) tamper(f *reference.Files) error {
 	var err error
 	r.srv, err = relayEngine(f, func(engineAddr string) http.Handler {
-		proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: engineAddr})
-		proxy.FlushInterval = -1 // pass streamed events on as they come
-		return r.handler(proxy)
+		return r.handler(engineProxy(engineAddr))
 	})
 	return err
 }
@@ -270,6 +268,17 @@ func (r *drainingRelay) tamper(f *reference.Files) error {
 func (r *drainingRelay) stopWithTest(t *testing.T, _ *reference.Instance) {
 	require.NotNil(t, r.srv, "the relay's tamper did not run")
 	t.Cleanup(func() { _ = r.srv.Close() })
+}
+
+// engineProxy passes requests on to the engine at engineAddr, streamed events as they
+// come, on a fresh engine connection per request: reusing one llama-server kept alive
+// after a stream now and then failed mid-body ("use of closed network connection",
+// "unexpected EOF" at the client), which would be the relay's fault, not the front door's.
+func engineProxy(engineAddr string) *httputil.ReverseProxy {
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: engineAddr})
+	proxy.FlushInterval = -1
+	proxy.Transport = &http.Transport{DisableKeepAlives: true}
+	return proxy
 }
 
 // relayEngine starts a relay to the site's engine, built by handler from the engine's

@@ -5,8 +5,6 @@ import (
 	"encoding/hex"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -169,8 +167,7 @@ func (r *uploadLimitRelay) tamper(f *reference.Files) error {
 	if err != nil {
 		return err
 	}
-	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: engineAddr})
-	proxy.FlushInterval = -1 // pass streamed events on as they come
+	proxy := engineProxy(engineAddr)
 	r.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.ContentLength > r.limit {
 			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -135,12 +133,7 @@ func (r *engineRelay) tamper(f *reference.Files) error {
 	if err != nil {
 		return err
 	}
-	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: engineAddr})
-	proxy.FlushInterval = -1 // each write is flushed to the relayWriter, which decides
-	// A fresh engine connection per request: reusing one llama-server kept alive after a
-	// stream now and then failed mid-body here ("use of closed network connection"),
-	// which would be the relay's fault, not the front door's.
-	proxy.Transport = &http.Transport{DisableKeepAlives: true}
+	proxy := engineProxy(engineAddr) // each write is flushed to the relayWriter, which decides
 	r.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		rw := r.wrap(w)
 		defer rw.finish()

@@ -6,8 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,8 +123,7 @@ func (r *requestRelay) tamper(f *reference.Files) error {
 	if err != nil {
 		return err
 	}
-	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: engineAddr})
-	proxy.FlushInterval = -1 // pass streamed events on as they come
+	proxy := engineProxy(engineAddr)
 	r.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, err := io.ReadAll(io.LimitReader(req.Body, 64<<20))
 		if err != nil {
